@@ -1,0 +1,76 @@
+"""AdamW with the usual parameter groups, and learning-rate schedules over a run's own horizon.
+
+Weight decay applies to the matrices only: RMSNorm gains and the embedding table are excluded, as in
+GPT-3 and LLaMA practice (decaying a gain pulls it towards 0, not towards its neutral value 1).
+
+Schedules (multipliers of the peak learning rate, a function of the step):
+    cosine  linear warmup, then cosine decay to `min_lr_ratio` (10% of peak by default, Hoffmann et al.
+            2022 §3) at the last step: each run decays over its own token horizon, which Chinchilla found
+            necessary for honest IsoFLOP comparisons.
+    wsd     warmup-stable-decay (Hu et al. 2024, MiniCPM): linear warmup, constant, then a linear
+            cooldown to `min_lr_ratio` over the last `cooldown_fraction` of steps.
+    constant  linear warmup, then constant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+SCHEDULES = ("cosine", "wsd", "constant")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    kind: str = "cosine"
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.1
+    cooldown_fraction: float = 0.2  # wsd only
+
+    def __post_init__(self):
+        if self.kind not in SCHEDULES:
+            raise ValueError(f"Schedule.kind must be one of {SCHEDULES}, got {self.kind!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"Schedule.warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"Schedule.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if not 0 < self.cooldown_fraction <= 1:
+            raise ValueError(f"Schedule.cooldown_fraction must be in (0, 1], got {self.cooldown_fraction!r}")
+        if self.kind == "wsd" and self.warmup_fraction + self.cooldown_fraction > 1:
+            raise ValueError("Schedule: warmup_fraction + cooldown_fraction must not exceed 1 for wsd")
+
+    def multiplier(self, step: int, total_steps: int) -> float:
+        """Learning-rate multiplier for 0-based `step` of a `total_steps` run (peak = 1)."""
+        warmup = math.ceil(self.warmup_fraction * total_steps)
+        if step < warmup:
+            return (step + 1) / warmup
+        if self.kind == "constant":
+            return 1.0
+        floor = self.min_lr_ratio
+        last = max(total_steps - 1, 1)
+        if self.kind == "cosine":
+            progress = min(1.0, (step - warmup) / max(last - warmup, 1))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        cooldown_start = total_steps - math.ceil(self.cooldown_fraction * total_steps)
+        if step < cooldown_start:
+            return 1.0
+        progress = min(1.0, (step - cooldown_start) / max(last - cooldown_start, 1))
+        return 1 - (1 - floor) * progress
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.95), eps: float = 1e-8):
+    """torch AdamW, fused on CUDA and foreach elsewhere; no decay on norms and embeddings."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and not name.startswith("embedding") else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    on_cuda = any(p.is_cuda for p in decay + no_decay)
+    kind = {"fused": True} if on_cuda else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kind)

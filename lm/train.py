@@ -1,0 +1,292 @@
+"""`train(config, corpus)`: one resumable, honest training run, returning a `TrainResult`.
+
+Choices that keep the numbers downstream trustworthy:
+- The run's length is whole steps: steps = tokens // (batch_size·context_length); the result reports
+  the tokens and exact FLOPs actually trained, not the requested budget.
+- Batch `s` is a pure function of (seed, s) (see lm/data.py), and checkpoints are taken only at
+  logging boundaries with the model, optimizer, RNG and curve so far; so a resumed run replays
+  exactly the steps it missed, and on CPU its curve equals the uninterrupted run's bit for bit.
+- Losses are read back once per logging window, not every step (a per-step `.item()` stalls GPUs);
+  a non-finite or exploding loss anywhere in the window ends the run as `diverged` at the first bad step.
+- Validation loss (nats/token) is measured on a fixed set of held-out windows, identical at every
+  evaluation, so points of the curve are comparable with each other and across runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lm import checkpoint
+from lm.accounting import param_counts, training_flops_per_token
+from lm.device import measure_peak_flops, select, set_threads
+from lm.model import ModelConfig, Transformer
+from lm.optim import Schedule, make_optimizer
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that determines a run's numbers (checkpoint location and callbacks do not)."""
+
+    model: ModelConfig
+    tokens: int  # training-token budget D; the run trains the whole steps that fit in it
+    batch_size: int  # sequences per step
+    lr: float  # peak learning rate
+    schedule: Schedule = field(default_factory=Schedule)
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    seed: int = 0  # model initialisation and batch order
+    log_interval: int = 0  # steps per curve point; 0 = about 100 points per run
+    eval_interval: int = 0  # steps between validation evaluations; 0 = about 5 per run
+    eval_tokens: int = 32_768  # held-out tokens per validation evaluation
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    threads: int | None = None
+    divergence_factor: float = 1.5  # loss above this × ln(vocab) (a uniform guess) counts as diverged
+
+    def __post_init__(self):
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"TrainConfig.model must be a ModelConfig, got {type(self.model).__name__}")
+        for name in ("tokens", "batch_size", "eval_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("log_interval", "eval_interval"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be a non-negative integer (0 = automatic)")
+        if self.tokens < self.tokens_per_step:
+            raise ValueError(
+                f"TrainConfig.tokens={self.tokens} is less than one step of batch_size × context_length"
+                f" = {self.tokens_per_step} tokens"
+            )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
+        if self.divergence_factor <= 1:
+            raise ValueError(f"TrainConfig.divergence_factor must exceed 1, got {self.divergence_factor!r}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.model.context_length
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // self.tokens_per_step
+
+    @property
+    def log_every(self) -> int:
+        return self.log_interval or max(1, self.steps // 100)
+
+    @property
+    def eval_every(self) -> int:
+        """Validation runs at multiples of this (rounded up to a logging boundary) and after the last step."""
+        every = self.eval_interval or max(1, self.steps // 5)
+        return math.ceil(every / self.log_every) * self.log_every
+
+    def identity(self) -> dict:
+        """The fields a checkpoint must share with a run that resumes from it."""
+        d = asdict(self)
+        for ignored in ("device", "compile", "threads"):  # where it runs does not change what it computes
+            d.pop(ignored)
+        return d
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int  # steps completed
+    tokens: int
+    flops: float  # exact training FLOPs so far
+    train_loss: float  # mean over the steps since the previous point
+    val_loss: float | None
+    lr: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # "completed" or "diverged"
+    message: str
+    steps: int
+    tokens: int  # tokens actually trained
+    flops: float  # exact training FLOPs actually spent (see lm/accounting.py)
+    final_train_loss: float
+    final_val_loss: float | None  # nats/token on the held-out split; None if diverged
+    diverged_at_step: int | None
+    curve: tuple[CurvePoint, ...]
+    wall_seconds: float  # whole run including evaluation and checkpoints, summed over resumptions
+    train_seconds: float  # optimisation steps only
+    tokens_per_second: float
+    mfu: float
+    peak_flops: float
+    device: str
+    precision: str
+    resumed_from_step: int | None
+    param_counts: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Progress = Callable[[CurvePoint, int], None]  # called with each curve point and the total step count
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches, placement) -> float:
+    """Mean cross-entropy (nats/token) over fixed validation batches."""
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in batches:
+        x, y = x.to(placement.device), y.to(placement.device)
+        with torch.autocast(placement.device.type, dtype=placement.autocast_dtype, enabled=placement.autocast_dtype is not None):
+            _, loss = model(x, y)
+        total += loss.item() * y.numel()
+        count += y.numel()
+    model.train()
+    return total / count
+
+
+def train(
+    config: TrainConfig,
+    corpus,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    on_progress: Progress | None = None,
+    stop_after_step: int | None = None,
+    peak_flops: float | None = None,
+) -> TrainResult:
+    """Train `config.model` on `corpus` (a lm.data.TokenizedCorpus); resume from `checkpoint_dir` if it holds one.
+
+    checkpoint_every: steps between checkpoints (rounded up to a logging boundary); 0 = only at the end.
+    stop_after_step: stop early after this many steps (leaving a checkpoint), as an interruption would.
+    peak_flops: the device's peak FLOP/s for MFU; measured by a matmul probe when not given.
+    """
+    if corpus.vocab_size > config.model.vocab_size:
+        raise ValueError(
+            f"corpus vocab_size {corpus.vocab_size} exceeds ModelConfig.vocab_size {config.model.vocab_size}"
+        )
+    set_threads(config.threads)
+    placement = select(config.device, config.precision)
+    train_batch = dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed)
+    val_batches = corpus.val_batches(
+        batch_size=config.batch_size, context_length=config.model.context_length, max_tokens=config.eval_tokens
+    )
+    corpus.get_batch("train", step=0, **train_batch)  # fail fast (context longer than the data) before any work
+
+    torch.manual_seed(config.seed)
+    model = Transformer(config.model).to(placement.device)
+    counts = model.param_counts()
+    optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
+    step_model = torch.compile(model) if config.compile else model
+
+    flops_per_step = training_flops_per_token(config.model) * config.tokens_per_step
+    steps, log_every = config.steps, config.log_every
+    ckpt_path = Path(checkpoint_dir) / checkpoint.FILENAME if checkpoint_dir else None
+    ckpt_every = math.ceil(checkpoint_every / log_every) * log_every if checkpoint_every else 0
+
+    start_step, curve, resumed_from = 0, [], None
+    wall_before, train_before = 0.0, 0.0
+    if ckpt_path is not None and ckpt_path.exists():
+        state = checkpoint.load(ckpt_path)
+        checkpoint.check_matches(ckpt_path, "training configuration", state["config"], _jsonable(config.identity()))
+        if state["corpus"] != corpus.fingerprint:
+            raise checkpoint.CheckpointError(f"checkpoint {ckpt_path} was made on a different corpus")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start_step = resumed_from = state["step"]
+        curve = [CurvePoint(**p) for p in state["curve"]]
+        wall_before, train_before = state["wall_seconds"], state["train_seconds"]
+
+    def save_checkpoint(step: int):
+        if ckpt_path is None:
+            return
+        checkpoint.save(ckpt_path, {
+            "config": _jsonable(config.identity()), "corpus": corpus.fingerprint, "step": step,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+            "curve": [asdict(p) for p in curve],
+            "wall_seconds": wall_before + time.perf_counter() - t_start,
+            "train_seconds": train_before + train_time,
+        })
+
+    divergence_loss = config.divergence_factor * math.log(config.model.vocab_size)
+    peak = peak_flops or measure_peak_flops(placement)
+    t_start, train_time = time.perf_counter(), 0.0
+    status, diverged_at, message = "completed", None, f"trained {steps} steps"
+    end_step = steps if stop_after_step is None else min(steps, stop_after_step)
+    step = start_step
+    model.train()
+    while step < end_step:
+        window_end = min(end_step, (step // log_every + 1) * log_every, steps)
+        losses = torch.zeros(window_end - step, device=placement.device)
+        lr = config.lr
+        t0 = time.perf_counter()
+        for i, s in enumerate(range(step, window_end)):
+            lr = config.lr * config.schedule.multiplier(s, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = corpus.get_batch("train", step=s, **train_batch)
+            x, y = x.to(placement.device, non_blocking=True), y.to(placement.device, non_blocking=True)
+            with torch.autocast(placement.device.type, dtype=placement.autocast_dtype, enabled=placement.autocast_dtype is not None):
+                _, loss = step_model(x, y)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses[i] = loss.detach()
+        window = losses.cpu()
+        train_time += time.perf_counter() - t0
+        bad = (~torch.isfinite(window)) | (window > divergence_loss)
+        if bad.any():
+            diverged_at = step + int(bad.nonzero()[0])
+            status = "diverged"
+            message = (f"loss {window[int(bad.nonzero()[0])].item():.4g} at step {diverged_at} is not finite or"
+                       f" above {config.divergence_factor} × ln(vocab) = {divergence_loss:.3f}")
+            break
+        step = window_end
+        val = None
+        if step % config.eval_every == 0 or step == steps:
+            val = evaluate(step_model, val_batches, placement)
+        point = CurvePoint(step=step, tokens=step * config.tokens_per_step, flops=step * flops_per_step,
+                           train_loss=float(window.mean()), val_loss=val, lr=lr)
+        curve.append(point)
+        if on_progress is not None:
+            on_progress(point, steps)
+        if (ckpt_every and step % ckpt_every == 0) or step == end_step:
+            save_checkpoint(step)
+
+    if status == "completed" and step < steps:
+        message = f"stopped after step {step} of {steps} (checkpoint saved)"
+        status = "interrupted"
+    train_seconds = train_before + train_time
+    trained_tokens = (diverged_at if diverged_at is not None else step) * config.tokens_per_step
+    tokens_per_second = (trained_tokens - (resumed_from or 0) * config.tokens_per_step) / max(train_time, 1e-9)
+    final_val = curve[-1].val_loss if status == "completed" and curve else None
+    return TrainResult(
+        status=status, message=message,
+        steps=diverged_at if diverged_at is not None else step,
+        tokens=trained_tokens, flops=trained_tokens * training_flops_per_token(config.model),
+        final_train_loss=curve[-1].train_loss if curve else float("nan"),
+        final_val_loss=final_val, diverged_at_step=diverged_at, curve=tuple(curve),
+        wall_seconds=wall_before + time.perf_counter() - t_start, train_seconds=train_seconds,
+        tokens_per_second=tokens_per_second,
+        mfu=tokens_per_second * training_flops_per_token(config.model) / peak,
+        peak_flops=peak, device=placement.name, precision=placement.precision,
+        resumed_from_step=resumed_from, param_counts=counts.to_dict(),
+    )
+
+
+def _jsonable(d):
+    """Configs as plain nested dicts/lists of primitives (what a weights_only checkpoint may hold)."""
+    if isinstance(d, dict):
+        return {k: _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    return d

@@ -1,0 +1,217 @@
+"""The `scaling` command: parse, validate, call one library function, print, exit with a clear code.
+
+Subcommands import their libraries lazily, so `scaling --help` is instant and `scaling fit` never
+loads torch. Errors a user can fix (bad flags, bad files, bad configs) print one line naming the
+problem and exit with status 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--params", type=float, default=2e5, help="target non-embedding parameter count (default 2e5)")
+    g.add_argument("--layers", type=int, help="explicit shape: layers (with --width and --heads)")
+    g.add_argument("--width", type=int, help="explicit shape: d_model")
+    g.add_argument("--heads", type=int, help="explicit shape: attention heads")
+    g.add_argument("--context", type=int, default=128, help="context length in tokens (default 128)")
+    g.add_argument("--tie-embeddings", action="store_true", help="share the input embedding and output head")
+
+
+def _add_corpus_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("corpus")
+    g.add_argument("--corpus", default="stdlib",
+                   help="'stdlib' (Python's own library sources, built in), a directory, a glob, a .jsonl, or a .bin/.npy of token ids")
+    g.add_argument("--text-field", default="text", help="JSONL field holding the text (default 'text')")
+    g.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size incl. 256 bytes + 1 special (default 1024)")
+    g.add_argument("--max-bytes", type=int, default=4_000_000, help="use at most this many bytes of the corpus (default 4e6; 0 = all)")
+    g.add_argument("--cache-dir", help="where tokenized corpora are cached (default $SCALING_LAB_CACHE or ~/.cache/scaling-lab)")
+
+
+def _model_config(args, vocab_size: int):
+    from lm.model import ModelConfig
+    from lm.shapes import shape_for_params
+
+    explicit = (args.layers, args.width, args.heads)
+    if any(v is not None for v in explicit):
+        if any(v is None for v in explicit):
+            raise UserError("--layers, --width and --heads must be given together")
+        return ModelConfig(vocab_size=vocab_size, context_length=args.context, n_layers=args.layers,
+                           d_model=args.width, n_heads=args.heads, tie_embeddings=args.tie_embeddings)
+    return shape_for_params(args.params, vocab_size=vocab_size, context_length=args.context,
+                            tie_embeddings=args.tie_embeddings)
+
+
+def cmd_train(args) -> int:
+    from lm.data import CorpusConfig, prepare_corpus
+    from lm.optim import Schedule
+    from lm.train import TrainConfig, train
+
+    corpus_config = CorpusConfig(source=args.corpus, text_field=args.text_field, vocab_size=args.vocab_size,
+                                 max_bytes=args.max_bytes or None)
+    if not args.json:
+        print(f"preparing corpus {args.corpus!r} (vocab {args.vocab_size}) ...", file=sys.stderr, flush=True)
+    corpus = prepare_corpus(corpus_config, cache_dir=args.cache_dir)
+    model = _model_config(args, corpus.vocab_size)
+    config = TrainConfig(
+        model=model, tokens=int(args.tokens), batch_size=args.batch_size, lr=args.lr,
+        schedule=Schedule(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown),
+        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile, threads=args.threads,
+    )
+    from lm.accounting import param_counts, training_memory
+
+    counts = param_counts(model)
+    if not args.json:
+        print(f"model: {model.n_layers} layers, d_model {model.d_model}, {model.n_heads} heads, d_ff {model.d_ff};"
+              f" N = {counts.non_embedding:,} non-embedding / {counts.total:,} total parameters", file=sys.stderr)
+        print(f"training {config.steps} steps × {config.tokens_per_step} tokens on {corpus.train.size:,} train tokens",
+              file=sys.stderr, flush=True)
+
+    def progress(point, total):
+        if args.json or point.val_loss is None:  # one line per validation, about five a run
+            return
+        val = f"  val {point.val_loss:.4f}"
+        print(f"  step {point.step:>6}/{total}  train {point.train_loss:.4f}{val}  lr {point.lr:.2e}",
+              file=sys.stderr, flush=True)
+
+    result = train(config, corpus, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                   on_progress=progress)
+    summary = {
+        "status": result.status, "message": result.message,
+        "N_non_embedding": counts.non_embedding, "N_total": counts.total, "D": result.tokens, "flops": result.flops,
+        "train_loss": result.final_train_loss, "val_loss": result.final_val_loss,
+        "unigram_entropy": corpus.unigram_entropy("val"),
+        "wall_seconds": result.wall_seconds, "tokens_per_second": result.tokens_per_second, "mfu": result.mfu,
+        "device": result.device, "precision": result.precision,
+        "memory_bytes": training_memory(model, batch_size=args.batch_size, precision=result.precision).to_dict(),
+    }
+    if args.sample and corpus.tokenizer is not None and result.status == "completed":
+        summary["sample"] = _sample(args, config, corpus)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0 if result.status == "completed" else 1
+
+
+def _sample(args, config, corpus) -> str:
+    """Greedy continuation of a short prompt from the final checkpoint's weights, when one was written."""
+    from pathlib import Path
+
+    import torch
+
+    from lm import checkpoint
+    from lm.generate import generate
+    from lm.model import Transformer
+
+    if not args.checkpoint_dir:
+        return "(pass --checkpoint-dir to keep the weights and sample from them)"
+    state = checkpoint.load(Path(args.checkpoint_dir) / checkpoint.FILENAME)
+    model = Transformer(config.model)
+    model.load_state_dict(state["model"])
+    prompt = corpus.tokenizer.encode("def ")
+    out = generate(model, prompt, args.sample, temperature=0.0, stop_token=corpus.tokenizer.eot_id)
+    return corpus.tokenizer.decode_text(prompt + out)
+
+
+def _print_summary(s: dict) -> None:
+    val = f"{s['val_loss']:.4f}" if s["val_loss"] is not None else "n/a"
+    print(f"status          {s['status']} ({s['message']})")
+    print(f"parameters      N = {s['N_non_embedding']:,} non-embedding, {s['N_total']:,} total")
+    print(f"tokens          D = {s['D']:,}   compute C = {s['flops']:.3e} FLOPs (exact count)")
+    print(f"loss            train {s['train_loss']:.4f}   validation {val} nats/token"
+          f"   (unigram entropy {s['unigram_entropy']:.4f})")
+    print(f"speed           {s['tokens_per_second']:,.0f} tokens/s   MFU {s['mfu']:.1%}   {s['wall_seconds']:.1f} s on {s['device']}")
+    if "sample" in s:
+        print("sample          " + s["sample"].replace("\n", "\n                "))
+
+
+def cmd_shape(args) -> int:
+    from lm.accounting import param_counts, training_flops_per_token, training_memory
+    from lm.shapes import shape_for_params
+
+    cfg = shape_for_params(args.params, vocab_size=args.vocab_size, context_length=args.context,
+                           convention=args.convention)
+    counts = param_counts(cfg)
+    out = {
+        "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads, "d_ff": cfg.d_ff,
+        "params": counts.to_dict(),
+        "train_flops_per_token": {c: training_flops_per_token(cfg, c) for c in ("exact", "6N_non_embedding", "6N_with_head", "6N_total")},
+        "memory_bytes_per_batch_size": {p: training_memory(cfg, batch_size=args.batch_size, precision=p).to_dict() for p in ("fp32", "bf16")},
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scaling", description=__doc__.splitlines()[0].rstrip(":") + ".",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.description = ("scaling-lab: train sweeps of small language models, fit scaling laws, "
+                          "and predict large runs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train one model on a corpus and print its result",
+                       description="Train one model (built-in corpus by default) and print its result.")
+    _add_model_args(p)
+    _add_corpus_args(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--tokens", type=float, default=1e6, help="training tokens D (default 1e6)")
+    g.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
+    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    g.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="cosine", help="learning-rate schedule")
+    g.add_argument("--warmup", type=float, default=0.05, help="warmup as a fraction of steps (default 0.05)")
+    g.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--checkpoint-dir", help="write checkpoints here and resume from one found here")
+    g.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (default: end only)")
+    g.add_argument("--sample", type=int, default=0, metavar="K", help="after training, greedily generate K tokens")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("shape", help="the model shape, parameter groups, FLOPs and memory for a target N",
+                       description="Print the shape that hits a target parameter count, with its accounting.")
+    p.add_argument("params", type=float, help="target parameter count")
+    p.add_argument("--convention", choices=("non_embedding", "with_head", "total"), default="non_embedding")
+    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16, help="for the memory estimate")
+    p.set_defaults(func=cmd_shape)
+
+    try:
+        from scaling.analysis_cli import register as register_analysis
+    except ImportError:  # pragma: no cover - only while the analysis commands are being written
+        register_analysis = None
+    if register_analysis is not None:
+        register_analysis(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ValueError, FileNotFoundError) as e:
+        print(f"scaling {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"scaling {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
