@@ -191,12 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="for the memory estimate")
     p.set_defaults(func=cmd_shape)
 
-    try:
-        from scaling.analysis_cli import register as register_analysis
-    except ImportError:  # pragma: no cover - only while the analysis commands are being written
-        register_analysis = None
-    if register_analysis is not None:
-        register_analysis(sub)
+    from scaling import analysis_cli, sweep_cli
+
+    sweep_cli.register(sub)
+    analysis_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,248 @@
+"""Uncertainty of Approach 3 by bootstrapping over runs, and generic resampling helpers.
+
+Each replicate resamples the runs with replacement (Efron & Tibshirani 1993; Besiroglu et al. 2024 §4
+bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β from scratch: the
+whole 4,500-point start grid is re-ranked on the replicate's data and L-BFGS starts from its best few
+(plus the full-sample optimum as one more start), so a replicate whose optimum moved to another basin
+is followed there rather than pinned to the full-sample answer.
+
+How 1,000 replicates stay fast:
+- a resample is a vector of multiplicities (how often each run was drawn), and the summed Huber
+  objective is linear in them, so the grid's per-run Huber values (grid × runs, computed once) times the
+  (runs × replicates) count matrix ranks the whole grid for every replicate in one matrix product;
+- the L-BFGS runs of all replicates go through `lbfgs.minimize_batch` together.
+Percentile intervals (default 95%) use the converged replicates only; how many converged is reported
+next to every interval (`Interval.n_finite`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.lbfgs import minimize_batch
+from analysis.parametric import (
+    HUBER_DELTA, PARAM_NAMES, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
+    flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred,
+)
+from analysis.powerlaw import Interval, percentile_interval
+from analysis.table import usable_runs
+
+DERIVED = ("a", "b", "G")
+
+
+def bootstrap_indices(n_rows: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Row indices of `n_resamples` resamples with replacement, shape (n_resamples, n_rows)."""
+    if n_rows < 1 or n_resamples < 1:
+        raise ValueError(f"n_rows and n_resamples must be ≥ 1, got {n_rows} and {n_resamples}")
+    return np.random.default_rng(seed).integers(0, n_rows, size=(n_resamples, n_rows))
+
+
+def bootstrap_counts(n_rows: int, n_resamples: int, seed: int, *, groups=None) -> np.ndarray:
+    """How often each row is drawn in each resample, shape (n_resamples, n_rows), rows summing to n_rows
+    (ungrouped). With `groups` (one label per row), whole groups are drawn with replacement, as many as
+    there are groups, and every row counts its group's draws: a grouped (block) bootstrap, e.g. by budget."""
+    if groups is None:
+        idx = bootstrap_indices(n_rows, n_resamples, seed)
+        counts = np.zeros((n_resamples, n_rows), dtype=np.int64)
+        np.add.at(counts, (np.arange(n_resamples)[:, None], idx), 1)
+        return counts
+    labels = np.asarray(groups)
+    if labels.shape != (n_rows,):
+        raise ValueError(f"groups must have one label per row ({n_rows}), got shape {labels.shape}")
+    _, group_of_row = np.unique(labels, return_inverse=True)
+    n_groups = int(group_of_row.max()) + 1
+    group_counts = bootstrap_counts(n_groups, n_resamples, seed)
+    return group_counts[:, group_of_row]
+
+
+def _columns(samples: np.ndarray) -> dict[str, np.ndarray]:
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim != 2 or samples.shape[1] != 5:
+        raise ValueError(f"samples must have shape (n, 5) with columns {PARAM_NAMES}, got {samples.shape}")
+    return {name: samples[:, i] for i, name in enumerate(PARAM_NAMES)}
+
+
+def loss_samples(samples: np.ndarray, N, D) -> np.ndarray:
+    """L(N, D) = E + A/N^α + B/D^β (in log space) for each row (E, A, B, alpha, beta) of `samples`:
+    shape (n_samples, *broadcast(N, D).shape)."""
+    p = _columns(samples)
+    n, d = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    shape = (-1,) + (1,) * np.broadcast(n, d).ndim
+    col = {k: v.reshape(shape) for k, v in p.items()}
+    with np.errstate(divide="ignore"):
+        log_e = np.log(col["E"])
+    terms = np.logaddexp(np.log(col["A"]) - col["alpha"] * np.log(n), np.log(col["B"]) - col["beta"] * np.log(d))
+    return np.exp(np.logaddexp(log_e, terms))
+
+
+def optimum_samples(samples: np.ndarray, C: float) -> dict[str, np.ndarray]:
+    """Per row of `samples`: N_opt, D_opt (`parametric.compute_optimal`'s closed form) and the loss
+    there, at compute C."""
+    p = _columns(samples)
+    s = p["alpha"] + p["beta"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_g = (np.log(p["alpha"] * p["A"]) - np.log(p["beta"] * p["B"])) / s
+    log_c6 = math.log(float(C) / 6.0)
+    n_opt = np.exp(log_g + p["beta"] / s * log_c6)
+    d_opt = np.exp(-log_g + p["alpha"] / s * log_c6)
+    with np.errstate(divide="ignore"):
+        log_e = np.log(p["E"])
+    loss = np.exp(np.logaddexp(log_e, np.logaddexp(np.log(p["A"]) - p["alpha"] * np.log(n_opt),
+                                                   np.log(p["B"]) - p["beta"] * np.log(d_opt))))
+    return {"n_opt": n_opt, "d_opt": d_opt, "loss": loss}
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Bootstrap of Approach 3. `samples` (n_resamples, 5) holds E, A, B, alpha, beta per replicate
+    (NaN where the replicate did not converge); `intervals` the percentile interval of each parameter and
+    of a, b, G over the converged replicates; `fit` the full-sample fit."""
+
+    fit: ParametricFit
+    samples: np.ndarray
+    converged: np.ndarray
+    n_resamples: int
+    n_converged: int
+    n_on_bound: int
+    seed: int
+    level: float
+    intervals: dict[str, Interval]
+    message: str
+
+    def loss_samples(self, N, D) -> np.ndarray:
+        """Predicted L(N, D) per converged replicate (see `loss_samples`)."""
+        return loss_samples(self.samples[self.converged], N, D)
+
+    def loss_interval(self, N: float, D: float) -> Interval:
+        """Percentile interval of the predicted loss of one run (N, D)."""
+        return percentile_interval(self.loss_samples(float(N), float(D)), self.level)
+
+    def compute_optimal_samples(self, C: float) -> dict[str, np.ndarray]:
+        """N_opt, D_opt and the loss there, at compute C, per converged replicate (see `optimum_samples`)."""
+        return optimum_samples(self.samples[self.converged], C)
+
+    def compute_optimal_intervals(self, C: float) -> dict[str, Interval]:
+        """Percentile intervals of N_opt, D_opt and the loss at the optimum, at compute C."""
+        return {k: percentile_interval(v, self.level) for k, v in self.compute_optimal_samples(C).items()}
+
+
+def _replicate_starts(grid_f: np.ndarray, starts_c: np.ndarray, best_c: np.ndarray, n_starts: int) -> np.ndarray:
+    """(R, n_starts + 1, 5): each replicate's best grid points on its own data, then the full-sample optimum."""
+    chosen = starts_c[best_starts(grid_f, n_starts)]
+    extra = np.broadcast_to(best_c, (grid_f.shape[0], 1, 5))
+    return np.concatenate([chosen, extra], axis=1)
+
+
+def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                                weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
+                                n_starts: int = 5, groups=None, chunk: int = 250,
+                                fit: ParametricFit | None = None) -> BootstrapResult:
+    """Bootstrap Approach 3 over runs: `n_resamples` resamples (fixed `seed`), each refitted from the
+    `n_starts` best grid points re-ranked on its own data plus the full-sample optimum.
+
+    groups: optional per-run labels for a grouped bootstrap (`bootstrap_counts`). weights multiply the
+    resampling counts. `fit`: the full-sample fit if already computed (else it is fitted here).
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_starts < 1 or chunk < 1:
+        raise ValueError(f"n_starts and chunk must be ≥ 1, got {n_starts} and {chunk}")
+    data = log_data(N, D, loss)
+    n = data.log_n.size
+    w = check_weights(weights, n)
+    if fit is None:
+        fit = fit_parametric_arrays(N, D, loss, weights=w, fix_E=fix_E, delta=delta)
+    lower, upper = bounds_for(fix_E)
+    centred, m_n, m_d = centre(data)
+    starts_c = to_centred(prepare_grid(None, fix_E), m_n, m_d)
+    terms = huber_terms(starts_c, centred, delta)  # (grid, runs), independent of the resample
+    counts = bootstrap_counts(n, n_resamples, seed, groups=groups) * w[None, :]
+    best_c = to_centred(fit.x, m_n, m_d)
+    samples = np.full((n_resamples, 5), np.nan)
+    converged = np.zeros(n_resamples, dtype=bool)
+    on_bound = np.zeros(n_resamples, dtype=bool)
+    free = lower != upper
+    for lo in range(0, n_resamples, chunk):
+        cw = counts[lo : lo + chunk]
+        valid = _identifiable(data, cw)
+        starts = _replicate_starts(cw @ terms.T, starts_c, best_c, n_starts)  # (r, k, 5)
+        r, k = starts.shape[:2]
+        batch = minimize_batch(lambda y, rows: huber_objective(y, centred, cw[rows // k], delta),
+                               starts.reshape(r * k, 5), lower, upper, ftol=1e-10)
+        batch = flag_degenerate(batch, centred, w)
+        fun = np.where(batch.converged, batch.fun, np.inf).reshape(r, k)
+        best = np.argmin(fun, axis=1)
+        ok = np.isfinite(fun[np.arange(r), best]) & valid
+        x = from_centred(batch.x.reshape(r, k, 5)[np.arange(r), best], m_n, m_d)
+        samples[lo : lo + r][ok] = np.column_stack([np.exp(x[:, :3]), x[:, 3:]])[ok]
+        converged[lo : lo + r] = ok
+        on_bound[lo : lo + r] = ok & np.any(free & ((x <= lower + 1e-6) | (x >= upper - 1e-6)), axis=1)
+    intervals = _intervals(samples[converged], level, n_resamples)
+    n_conv = int(converged.sum())
+    message = f"{n_conv} of {n_resamples} replicates converged"
+    if on_bound.any():
+        message += f"; {int(on_bound.sum())} ended with a parameter on its bound (kept)"
+    return BootstrapResult(fit=fit, samples=samples, converged=converged, n_resamples=n_resamples,
+                           n_converged=n_conv, n_on_bound=int(on_bound.sum()), seed=seed, level=level,
+                           intervals=intervals, message=message)
+
+
+def _identifiable(data, counts: np.ndarray) -> np.ndarray:
+    """Per replicate: ≥ 5 distinct (N, D) points, ≥ 2 distinct N and D among the drawn runs."""
+    keys_nd = np.unique(np.column_stack([data.log_n, data.log_d]), axis=0, return_inverse=True)[1].ravel()
+    keys_n = np.unique(data.log_n, return_inverse=True)[1].ravel()
+    keys_d = np.unique(data.log_d, return_inverse=True)[1].ravel()
+    drawn = counts > 0
+
+    def distinct(keys):
+        hit = np.zeros((counts.shape[0], int(keys.max()) + 1), dtype=bool)
+        rows, cols = np.nonzero(drawn)
+        hit[rows, keys[cols]] = True
+        return hit.sum(axis=1)
+
+    return (distinct(keys_nd) >= 5) & (distinct(keys_n) >= 2) & (distinct(keys_d) >= 2)
+
+
+def _intervals(ok: np.ndarray, level: float, n_total: int) -> dict[str, Interval]:
+    values = {name: ok[:, i] for i, name in enumerate(PARAM_NAMES)}
+    alpha, beta = values["alpha"], values["beta"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values["a"] = beta / (alpha + beta)
+        values["b"] = alpha / (alpha + beta)
+        values["G"] = np.exp((np.log(alpha * values["A"]) - np.log(beta * values["B"])) / (alpha + beta))
+    out = {}
+    for name, v in values.items():
+        # pad with NaN for the failed replicates so n_total counts every resample
+        padded = np.concatenate([v, np.full(n_total - v.size, np.nan)])
+        out[name] = percentile_interval(padded, level)
+    return out
+
+
+def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                         weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA, n_starts: int = 5,
+                         group_col: str | None = None, fit: ParametricFit | None = None) -> BootstrapResult:
+    """`bootstrap_parametric_arrays` on a results table (N, D, loss; unusable rows excluded with a warning).
+    group_col: resample whole groups of runs (e.g. "budget") instead of single runs."""
+    missing = [c for c in ("N", "D", "loss") if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs: missing column(s) {missing} needed for the bootstrap")
+    if group_col is not None and group_col not in runs.columns:
+        raise ValueError(f"runs: no group column {group_col!r}")
+    if isinstance(weights, str):
+        if weights not in runs.columns:
+            raise ValueError(f"runs: no weights column {weights!r}")
+        weights = runs[weights].to_numpy(float)
+    if weights is not None:
+        weights = pd.Series(check_weights(weights, len(runs)), index=runs.index)
+    kept = usable_runs(runs, source="bootstrap", stacklevel=2)
+    w = None if weights is None else weights.loc[kept.index].to_numpy()
+    groups = None if group_col is None else kept[group_col].to_numpy()
+    return bootstrap_parametric_arrays(kept["N"], kept["D"], kept["loss"], n_resamples=n_resamples, seed=seed,
+                                       level=level, weights=w, fix_E=fix_E, delta=delta, n_starts=n_starts,
+                                       groups=groups, fit=fit)

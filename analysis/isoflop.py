@@ -1,0 +1,358 @@
+"""Approach 2 of Hoffmann et al. (2022): IsoFLOP profiles.
+
+For each compute budget C the runs that spent C FLOPs at different model sizes N trace a valley of
+final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to each valley;
+its vertex is that budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
+convention of the results table. Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
+(b = 1 − a, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
+table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
+
+Notable choices:
+- Robust to one outlier per budget by externally studentized residuals: the deleted (leave-one-out)
+  residual of point i is r_i / (1 − h_ii) for least squares, with standard deviation σ / sqrt(1 − h_ii);
+  the point with the largest |r_i| / (σ·sqrt(1 − h_ii)) is dropped, and the parabola refitted, when that
+  ratio exceeds `outlier_threshold` (default 5) and the budget has ≥ 5 points, so ≥ 4 remain.
+  σ is pooled over all budgets (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad point per
+  budget cannot inflate): a single budget has too few residual degrees of freedom to estimate it alone.
+- N* interval by the delta method: the vertex u* = −c1 / (2·c2) has gradient (0, −1/(2c2), c1/(2c2²)) in
+  the coefficients, whose covariance is σ²(XᵀX)⁻¹ with the pooled σ; the interval is symmetric in log N.
+- Exclusion: a budget enters the power law only if its parabola opens upward (c2 > 0), its vertex lies
+  inside the sampled range of N, and its lowest observed loss is at an interior size (the sampled sizes
+  bracket the minimum). Otherwise it is kept in the result with its status and named in `message`.
+- Power-law intervals by a parametric bootstrap: each budget's log N* is redrawn from its delta-method
+  normal and the power law refitted, `n_bootstrap` times; percentile intervals. This carries the
+  per-budget uncertainty, not a misfit of the power law itself.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
+from analysis.table import usable_runs
+
+# 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
+MAD_TO_SIGMA = 1.4826
+STATUS_OK = "ok"
+
+
+@dataclass(frozen=True)
+class Parabola:
+    """y = c0 + c1·u + c2·u² with u = x − x_center, fitted by least squares (one outlier possibly dropped).
+
+    `vertex` is the stationary point in x (a minimum only when c2 > 0); `vertex_se` its delta-method
+    standard error under noise `noise_scale`. `dropped` is the index (into the input) of the removed
+    outlier, or None. `residuals` are y − fit over the points kept.
+    """
+
+    x_center: float
+    c0: float
+    c1: float
+    c2: float
+    vertex: float
+    vertex_se: float
+    noise_scale: float
+    n_points: int
+    dropped: int | None
+    residuals: np.ndarray
+
+    def __call__(self, x) -> np.ndarray:
+        u = np.asarray(x, dtype=float) - self.x_center
+        return self.c0 + self.c1 * u + self.c2 * u * u
+
+    @property
+    def minimum(self) -> float:
+        """The fitted value at the vertex."""
+        return float(self(self.vertex)) if math.isfinite(self.vertex) else math.nan
+
+
+def _least_squares(u: np.ndarray, y: np.ndarray):
+    """Quadratic least squares in u: coefficients, residuals, hat-matrix diagonal, (XᵀX)⁻¹."""
+    design = np.column_stack([np.ones_like(u), u, u * u])
+    q, r = np.linalg.qr(design)
+    coef = np.linalg.solve(r, q.T @ y)
+    leverage = np.sum(q * q, axis=1)
+    r_inv = np.linalg.inv(r)
+    return coef, y - design @ coef, leverage, r_inv @ r_inv.T
+
+
+def leave_one_out_scales(x, y) -> np.ndarray:
+    """r_i / sqrt(1 − h_ii) of a quadratic least-squares fit: each has standard deviation σ under the model.
+
+    Points with leverage ≈ 1 (an exact fit through them) carry no information and are omitted.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(np.unique(x)) < 3 or len(x) <= 3:
+        return np.empty(0)
+    _, resid, leverage, _ = _least_squares(x - x.mean(), y)
+    keep = leverage < 1 - 1e-9
+    return resid[keep] / np.sqrt(1 - leverage[keep])
+
+
+def pooled_noise_scale(groups) -> float:
+    """Robust σ pooled over several (x, y) groups: 1.4826·median|r_i / sqrt(1 − h_ii)| (NaN if none)."""
+    scaled = [leave_one_out_scales(x, y) for x, y in groups]
+    scaled = np.concatenate(scaled) if scaled else np.empty(0)
+    if scaled.size == 0:
+        return math.nan
+    return float(MAD_TO_SIGMA * np.median(np.abs(scaled)))
+
+
+def fit_parabola(x, y, *, noise_scale: float | None = None, outlier_threshold: float | None = 5.0) -> Parabola:
+    """Fit y ≈ c0 + c1·u + c2·u² (u = x − mean x), dropping one outlier if its studentized residual is large.
+
+    noise_scale: σ of y's noise (pooled over groups by the caller); None estimates it from this fit
+    (robust MAD when ≥ 6 points, else the residual standard error). outlier_threshold: None disables
+    the outlier test; it runs only with ≥ 5 points so that ≥ 4 remain for 3 coefficients.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"fit_parabola: x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("fit_parabola: x and y must be finite")
+    if len(np.unique(x)) < 3:
+        raise ValueError(f"fit_parabola: need ≥ 3 distinct x values, got {len(np.unique(x))}")
+    center = float(x.mean())
+    coef, resid, leverage, xtx_inv = _least_squares(x - center, y)
+    sigma = noise_scale
+    if sigma is None or not math.isfinite(sigma):
+        sigma = _own_noise_scale(x, y, resid)
+    dropped = None
+    if outlier_threshold is not None and len(x) >= 5 and math.isfinite(sigma):
+        spread = max(sigma, 1e-12) * np.sqrt(np.clip(1 - leverage, 1e-12, None))
+        studentized = np.abs(resid) / spread
+        worst = int(np.argmax(studentized))
+        keep = np.arange(len(x)) != worst
+        if studentized[worst] > outlier_threshold and len(np.unique(x[keep])) >= 3:
+            dropped = worst
+            center = float(x[keep].mean())
+            coef, resid, leverage, xtx_inv = _least_squares(x[keep] - center, y[keep])
+            if noise_scale is None or not math.isfinite(noise_scale):
+                sigma = _own_noise_scale(x[keep], y[keep], resid)
+    c0, c1, c2 = (float(c) for c in coef)
+    vertex_u = -c1 / (2 * c2) if c2 != 0 else math.nan
+    gradient = np.array([0.0, -1 / (2 * c2), c1 / (2 * c2 * c2)]) if c2 != 0 else np.full(3, np.nan)
+    vertex_se = float(sigma * math.sqrt(max(gradient @ xtx_inv @ gradient, 0.0))) if c2 != 0 else math.nan
+    return Parabola(
+        x_center=center, c0=c0, c1=c1, c2=c2, vertex=center + vertex_u, vertex_se=vertex_se,
+        noise_scale=float(sigma), n_points=len(resid), dropped=dropped, residuals=resid,
+    )
+
+
+def _own_noise_scale(x, y, resid) -> float:
+    """σ from one group alone: the robust MAD form with ≥ 6 points, else the residual standard error."""
+    if len(x) >= 6:
+        return MAD_TO_SIGMA * float(np.median(np.abs(leave_one_out_scales(x, y))))
+    if len(x) > 3:
+        return float(math.sqrt(np.sum(resid**2) / (len(x) - 3)))
+    return math.nan
+
+
+def prepare_runs(runs: pd.DataFrame, required, *, what: str) -> pd.DataFrame:
+    """The usable runs for a fit: `table.usable_runs` (warns naming each excluded run), the `required`
+    columns checked (ValueError naming them), C = 6·N·D filled where the column is absent."""
+    if not isinstance(runs, pd.DataFrame):
+        raise TypeError(f"{what}: runs must be a pandas DataFrame, got {type(runs).__name__}")
+    missing = [c for c in required if c not in runs.columns and not (c == "C" and {"N", "D"} <= set(runs.columns))]
+    if missing:
+        raise ValueError(f"runs: missing column(s) {missing} needed for {what}; columns are {list(runs.columns)}")
+    runs = usable_runs(runs, source=what, stacklevel=3)
+    if "C" not in runs.columns or runs["C"].isna().any():
+        c_from_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)
+        runs = runs.assign(C=runs["C"].fillna(c_from_nd) if "C" in runs.columns else c_from_nd)
+    if runs.empty:
+        raise ValueError(f"{what}: no usable runs")
+    return runs
+
+
+def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_missing: bool = False) -> pd.Series:
+    """Each run's IsoFLOP budget (FLOPs): the `budget` column where present, else clusters of C.
+
+    Without a usable `budget` column, runs are sorted by log10 C and a new budget starts wherever the
+    gap to the previous run exceeds `tolerance_decades` (0.05 ≈ 12%); a cluster's budget is the geometric
+    mean of its C. Rows with NaN budget beside rows with one (grid-sweep runs) get NaN, or with
+    `fill_missing` their own C clusters.
+    """
+    if "budget" in runs.columns and runs["budget"].notna().any():
+        budget = runs["budget"].astype(float)
+        if fill_missing and budget.isna().any():
+            budget = budget.fillna(assign_budgets(runs.drop(columns="budget"), tolerance_decades=tolerance_decades))
+        return budget
+    if "C" not in runs.columns:
+        raise ValueError("runs: need a 'budget' or a 'C' column to group runs into IsoFLOP budgets")
+    log_c = np.log10(runs["C"].to_numpy(dtype=float))
+    order = np.argsort(log_c, kind="stable")
+    cluster = np.cumsum(np.r_[0, np.diff(log_c[order]) > tolerance_decades])
+    budgets = np.empty(len(runs))
+    for label in np.unique(cluster):
+        members = order[cluster == label]
+        budgets[members] = 10 ** log_c[members].mean()
+    return pd.Series(budgets, index=runs.index, name="budget")
+
+
+@dataclass(frozen=True)
+class BudgetProfile:
+    """One IsoFLOP budget: its runs, parabola, optimum N* (with interval) and whether it enters the law.
+
+    status: "ok", "too_few" (< 3 distinct N), "downward" (c2 ≤ 0), "outside" (vertex outside the sampled N),
+    or "edge" (the lowest observed loss is at the smallest or largest N: the minimum is not bracketed).
+    """
+
+    budget: float
+    run_ids: tuple[str, ...]
+    n: np.ndarray
+    loss: np.ndarray
+    parabola: Parabola | None
+    n_opt: float
+    n_opt_interval: tuple[float, float]
+    d_opt: float
+    loss_opt: float
+    status: str
+    dropped_run_id: str | None
+
+    @property
+    def included(self) -> bool:
+        return self.status == STATUS_OK
+
+
+@dataclass(frozen=True)
+class IsoFlopFit:
+    """Approach 2's result: per-budget profiles and N_opt = k_n·C^a, D_opt = k_d·C^b across included budgets.
+
+    `law_samples` holds the bootstrap's (k_n, a) pairs, shape (n_bootstrap, 2), for prediction intervals.
+    """
+
+    profiles: tuple[BudgetProfile, ...]
+    n_law: PowerLawFit | None
+    d_law: PowerLawFit | None
+    a: float
+    a_interval: tuple[float, float]
+    b: float
+    b_interval: tuple[float, float]
+    k_n: float
+    k_d: float
+    law_samples: np.ndarray
+    noise_scale: float
+    level: float
+    success: bool
+    message: str
+
+    def n_opt(self, compute) -> np.ndarray:
+        """N_opt at compute C (FLOPs) from the fitted law."""
+        return self.k_n * np.asarray(compute, dtype=float) ** self.a
+
+    def d_opt(self, compute) -> np.ndarray:
+        """D_opt = C / (6·N_opt) at compute C."""
+        compute = np.asarray(compute, dtype=float)
+        return compute / (6 * self.n_opt(compute))
+
+    def n_opt_interval(self, compute: float) -> tuple[float, float]:
+        """Percentile interval of N_opt at C over the bootstrap samples (NaNs without samples)."""
+        if self.law_samples.size == 0:
+            return (math.nan, math.nan)
+        values = self.law_samples[:, 0] * float(compute) ** self.law_samples[:, 1]
+        return percentile_interval(values, self.level)
+
+
+def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:
+    group = group.sort_values("N")
+    run_ids = tuple(str(r) for r in group["run_id"]) if "run_id" in group.columns else tuple(str(i) for i in group.index)
+    n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
+    nan_pair = (math.nan, math.nan)
+    if len(np.unique(n)) < 3:
+        return BudgetProfile(budget, run_ids, n, loss, None, math.nan, nan_pair, math.nan, math.nan, "too_few", None)
+    parabola = fit_parabola(np.log(n), loss, noise_scale=sigma, outlier_threshold=threshold)
+    keep = np.ones(len(n), bool)
+    if parabola.dropped is not None:
+        keep[parabola.dropped] = False
+    log_n = np.log(n[keep])
+    if parabola.c2 <= 0:
+        status = "downward"
+    elif not log_n.min() <= parabola.vertex <= log_n.max():
+        status = "outside"
+    elif np.argmin(loss[keep]) in (0, keep.sum() - 1):
+        status = "edge"
+    else:
+        status = STATUS_OK
+    n_opt = math.exp(parabola.vertex) if math.isfinite(parabola.vertex) else math.nan
+    half = norm.ppf(0.5 + level / 2) * parabola.vertex_se
+    interval = (math.exp(parabola.vertex - half), math.exp(parabola.vertex + half)) if math.isfinite(half) else nan_pair
+    dropped = run_ids[parabola.dropped] if parabola.dropped is not None else None
+    return BudgetProfile(
+        budget=budget, run_ids=run_ids, n=n, loss=loss, parabola=parabola, n_opt=n_opt, n_opt_interval=interval,
+        d_opt=budget / (6 * n_opt), loss_opt=parabola.minimum, status=status, dropped_run_id=dropped,
+    )
+
+
+def fit_isoflop(
+    runs: pd.DataFrame,
+    *,
+    outlier_threshold: float | None = 5.0,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> IsoFlopFit:
+    """Approach 2: a parabola in log N per budget, then N_opt = k·C^a and D_opt = k'·C^b.
+
+    runs: the results table (needs N, loss, and budget or C). Unusable rows are dropped by
+    `table.usable_runs` with a warning; budgets excluded from the law are named in `message`.
+    Raises ValueError if no budget has ≥ 3 distinct sizes.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be ≥ 0, got {n_bootstrap}")
+    runs = prepare_runs(runs, ("N", "D", "loss"), what="IsoFLOP profiles")
+    runs = runs.assign(budget=assign_budgets(runs))
+    no_budget = runs["budget"].isna()
+    if no_budget.any():
+        warnings.warn(f"IsoFLOP fit: {int(no_budget.sum())} run(s) without a budget (grid sweep) excluded", stacklevel=2)
+        runs = runs[~no_budget]
+    groups = [(float(b), g) for b, g in runs.groupby("budget", sort=True)]
+    if not any(g["N"].nunique() >= 3 for _, g in groups):
+        raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
+    sigma = pooled_noise_scale((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float)) for _, g in groups)
+    profiles = tuple(_profile(b, g, sigma, outlier_threshold, level) for b, g in groups)
+    return _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+
+
+def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: int) -> IsoFlopFit:
+    excluded = [f"budget {p.budget:.3g}: {p.status}" for p in profiles if not p.included]
+    if excluded:
+        warnings.warn("IsoFLOP fit: " + "; ".join(excluded) + " (excluded from the power law)", stacklevel=3)
+    notes = excluded + [f"budget {p.budget:.3g}: outlier run {p.dropped_run_id} dropped"
+                        for p in profiles if p.dropped_run_id]
+    used = [p for p in profiles if p.included]
+    nan_pair = (math.nan, math.nan)
+    if len(used) < 2:
+        message = f"need ≥ 2 budgets with a bracketed minimum, got {len(used)}" + "".join(f"; {n}" for n in notes)
+        return IsoFlopFit(profiles, None, None, math.nan, nan_pair, math.nan, nan_pair, math.nan, math.nan,
+                          np.empty((0, 2)), sigma, level, False, message)
+    compute = np.array([p.budget for p in used])
+    log_n = np.log([p.n_opt for p in used])
+    n_law = fit_power_law(compute, np.exp(log_n))
+    d_law = fit_power_law(compute, compute / (6 * np.exp(log_n)))
+    se = np.array([p.parabola.vertex_se for p in used])
+    samples = np.empty((0, 2))
+    if n_bootstrap and np.all(np.isfinite(se)):
+        rng = np.random.default_rng(seed)
+        draws = log_n + se * rng.standard_normal((n_bootstrap, len(used)))
+        samples = np.array([(f.k, f.p) for f in (fit_power_law(compute, np.exp(row)) for row in draws)])
+        # D* = C/(6N*) per budget, so ln k_d = −ln 6 − ln k_n and b = 1 − a within each draw.
+        a_interval = percentile_interval(samples[:, 1], level)
+        b_interval = percentile_interval(1 - samples[:, 1], level)
+    else:
+        a_interval = b_interval = nan_pair
+        notes.append("no interval: per-budget N* standard errors unavailable" if n_bootstrap else "no bootstrap")
+    message = f"power law over {len(used)} budget(s)" + "".join(f"; {n}" for n in notes)
+    return IsoFlopFit(
+        profiles=profiles, n_law=n_law, d_law=d_law, a=float(n_law.p), a_interval=a_interval,
+        b=float(d_law.p), b_interval=b_interval, k_n=float(n_law.k), k_d=float(d_law.k),
+        law_samples=samples, noise_scale=sigma, level=level, success=True, message=message,
+    )

@@ -1,0 +1,470 @@
+"""Approach 3 of Hoffmann et al. (2022): fit L(N, D) = E + A/N^α + B/D^β to every run at once.
+
+Following Hoffmann et al. (2022, §3.3 and App. D.2) as corrected by Besiroglu et al. (2024, "Chinchilla
+Scaling: A replication attempt"): with e = log E, a = log A, b = log B,
+
+    log L̂(N, D) = logsumexp(e, a − α·log N, b − β·log D)
+
+and the parameters minimise Σ_i w_i · Huber_δ(log L̂_i − log L_i), δ = 10⁻³, SUMMED over runs (averaging,
+as in Chinchilla's code, shrinks the objective until L-BFGS-B's tolerance stops it early), by L-BFGS from
+the Chinchilla grid of initialisations: α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25}
+(4,500 starts); the best converged end point wins.
+
+How it is fast (benchmarks/fit_speed.py measures it against one scipy call per start):
+1. the objective and its analytic gradient are vectorised over starts: one (starts × runs) array op
+   evaluates all 4,500 grid points;
+2. a batched, projected L-BFGS (`analysis.lbfgs.minimize_batch`) runs from the `n_starts` best grid
+   points at once;
+3. the optimiser works on centred logs: a − α·log N = (a − α·m_N) − α·(log N − m_N), m_N the mean log N
+   (likewise for D), which removes the near-collinearity of a and α (log N ≈ 10-25) and cuts iterations
+   several-fold; bounds touch only e, α, β, which centring leaves unchanged.
+The best converged end point is the answer; agreement of the best few is a diagnostic. Tests and the
+benchmark check that this reaches the optimum that scipy's L-BFGS-B reaches when called from every one
+of the 4,500 grid starts.
+
+Honesty: the result's `success` is False, and `message` says why, when the best run did not converge, a
+parameter sits on its bound (`BOUNDS`: wide enough that an interior optimum never touches them), or the
+best few converged starts reach different parameters at nearly the same objective (not identified).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from analysis.lbfgs import NOT_CONVERGED as LBFGS_NOT_CONVERGED
+from analysis.lbfgs import BatchResult, concat_batches, minimize_batch
+from analysis.table import usable_runs
+
+PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
+LOG_NAMES = ("e", "a", "b", "alpha", "beta")  # the optimised vector: (log E, log A, log B, α, β)
+HUBER_DELTA = 1e-3
+# (lower, upper) for (e, a, b, α, β): E from 2e-9 to 2e4 nats, α and β in [0, 10], a and b free (the data
+# bound them: A/N^α ≤ L). A fit that ends on a bound is degenerate (no floor in the data, a term that does
+# not decay, ...) and is reported as such.
+BOUNDS = (np.array([-20.0, -np.inf, -np.inf, 0.0, 0.0]), np.array([10.0, np.inf, np.inf, 10.0, 10.0]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChinchillaParams:
+    """Parameters of L(N, D) = E + A/N^α + B/D^β, named as in Hoffmann et al. (2022)."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def __post_init__(self):
+        for name in PARAM_NAMES:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.E < 0:
+            raise ValueError(f"E must be ≥ 0 (irreducible loss), got {self.E}")
+        for name in ("A", "B", "alpha", "beta"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_log(cls, x) -> ChinchillaParams:
+        """From the optimised vector (log E, log A, log B, α, β)."""
+        e, a, b, alpha, beta = (float(v) for v in x)
+        return cls(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=alpha, beta=beta)
+
+    @property
+    def a(self) -> float:
+        """Exponent of N_opt ∝ C^a: β/(α+β)."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> float:
+        """Exponent of D_opt ∝ C^b: α/(α+β)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def G(self) -> float:
+        """G = (αA / (βB))^(1/(α+β)), evaluated in log space."""
+        return math.exp((math.log(self.alpha * self.A) - math.log(self.beta * self.B)) / (self.alpha + self.beta))
+
+
+# Hoffmann et al. (2022), Approach 3 (their eq. 10 and Table A3 fit).
+CHINCHILLA_2022 = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+
+
+def predict_loss(params: ChinchillaParams, N, D) -> np.ndarray:
+    """L(N, D) = E + A/N^α + B/D^β, as exp(logsumexp(log E, log A − α·log N, log B − β·log D))."""
+    log_n, log_d = np.log(np.asarray(N, dtype=float)), np.log(np.asarray(D, dtype=float))
+    with np.errstate(divide="ignore"):  # E = 0 gives log E = −inf, which logaddexp handles
+        log_e = np.log(params.E)
+    terms = np.logaddexp(math.log(params.A) - params.alpha * log_n, math.log(params.B) - params.beta * log_d)
+    return np.exp(np.logaddexp(log_e, terms))
+
+
+def compute_optimal(params: ChinchillaParams, C) -> tuple[np.ndarray, np.ndarray]:
+    """The (N_opt, D_opt) minimising L(N, D) subject to C = 6·N·D (Hoffmann et al. 2022, eq. 4):
+
+        N_opt(C) = G · (C/6)^a,   D_opt(C) = G⁻¹ · (C/6)^b,
+        G = (αA / (βB))^(1/(α+β)),  a = β/(α+β),  b = α/(α+β),
+
+    evaluated in log space. 6·N_opt·D_opt = C because a + b = 1.
+    """
+    log_c6 = np.log(np.asarray(C, dtype=float) / 6.0)
+    log_g = math.log(params.G)
+    return np.exp(log_g + params.a * log_c6), np.exp(-log_g + params.b * log_c6)
+
+
+def start_grid(*, fix_E: float | None = None) -> np.ndarray:
+    """The Chinchilla grid of initial (e, a, b, α, β): 4,500 rows (900 when E is fixed)."""
+    e = np.array([math.log(fix_E)]) if fix_E is not None else np.arange(-1.0, 1.01, 0.5)
+    ab = np.arange(0.0, 25.1, 5.0)
+    exponents = np.arange(0.0, 2.01, 0.5)
+    mesh = np.meshgrid(e, ab, ab, exponents, exponents, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+# ----------------------------------------------------------------------------------- objective
+
+@dataclass(frozen=True)
+class LogData:
+    """The runs in log space: log N, log D, log L, each of shape (n_runs,)."""
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_loss: np.ndarray
+
+
+def huber_objective(theta: np.ndarray, data: LogData, weights: np.ndarray, delta: float = HUBER_DELTA):
+    """Σ_i w_i·Huber_δ(r_i) and its gradient for many parameter vectors at once.
+
+    theta: (S, 5) rows of (e, a, b, α, β); weights: (n,) shared or (S, n), one row per vector.
+    r_i = logsumexp(e, a − α·log N_i, b − β·log D_i) − log L_i. Returns f (S,) and grad (S, 5).
+    Huber_δ(r) = r²/2 for |r| ≤ δ, else δ·(|r| − δ/2); with h' = clip(r, −δ, δ) it is h'·(r − h'/2).
+    """
+    e, a, b, alpha, beta = (theta[:, i : i + 1] for i in range(5))
+    t_n = a - alpha * data.log_n  # (S, n)
+    t_d = b - beta * data.log_d
+    top = np.maximum(np.maximum(e, t_n), t_d)  # logsumexp with the largest term factored out
+    x_e, x_n, x_d = np.exp(e - top), np.exp(t_n - top), np.exp(t_d - top)
+    total = x_e + x_n + x_d
+    r = top + np.log(total) - data.log_loss
+    h_prime = np.clip(r, -delta, delta)
+    f = np.sum(weights * h_prime * (r - 0.5 * h_prime), axis=-1)
+    c = weights * h_prime / total  # ∂f/∂(each exp term), before multiplying by the term
+    c_n, c_d = c * x_n, c * x_d
+    grad = np.stack([np.sum(c * x_e, axis=-1), np.sum(c_n, axis=-1), np.sum(c_d, axis=-1),
+                     -(c_n @ data.log_n), -(c_d @ data.log_d)], axis=1)
+    return f, grad
+
+
+def huber_terms(theta: np.ndarray, data: LogData, delta: float = HUBER_DELTA) -> np.ndarray:
+    """Unweighted per-run Huber values, shape (S, n): the objective at theta for weights w is terms @ w,
+    which is how a bootstrap re-ranks the whole grid for 1,000 resamples in one matrix product."""
+    e, a, b, alpha, beta = (theta[:, i : i + 1] for i in range(5))
+    log_pred = np.logaddexp(e, np.logaddexp(a - alpha * data.log_n, b - beta * data.log_d))
+    r = log_pred - data.log_loss
+    h_prime = np.clip(r, -delta, delta)
+    return h_prime * (r - 0.5 * h_prime)
+
+
+def term_shares(theta: np.ndarray, data: LogData, used: np.ndarray | None = None) -> np.ndarray:
+    """Largest share of L̂ that each term (E, A/N^α, B/D^β) takes over the runs (`used` mask), shape (S, 3).
+
+    An end point where a term's largest share is tiny sits on a plateau: that term's parameters barely
+    move the objective, its gradient vanishes, and L-BFGS stops there without having fitted it.
+    """
+    e, a, b, alpha, beta = (theta[:, i : i + 1] for i in range(5))
+    logs = np.stack(np.broadcast_arrays(e, a - alpha * data.log_n, b - beta * data.log_d))  # (3, S, n)
+    shares = np.exp(logs - np.logaddexp.reduce(logs, axis=0))
+    if used is not None:
+        shares = shares[:, :, used]
+    return np.max(shares, axis=2).T
+
+
+DEGENERATE = 5  # an extra status for minimize_batch results: see flag_degenerate
+NOT_CONVERGED = LBFGS_NOT_CONVERGED | {
+    DEGENERATE: "a term of L(N, D) is negligible for every run (its parameters are not identified)"}
+NEGLIGIBLE_SHARE = 1e-5  # a term below this fraction of L for every run moves log L by < 1e-5: unidentified
+
+
+# ----------------------------------------------------------------------------------- the fit
+
+AGREE_RTOL = 1e-3  # end points "agree" when every parameter (e, a, b, α, β) matches to 0.1%
+FLAT_RTOL = 1e-4   # ...and "tie" when their objectives are this close: different parameters, same fit
+
+
+@dataclass(frozen=True)
+class ParametricFit:
+    """Approach 3's answer. Parameters named as in Hoffmann et al. (2022); a, b the exponents of
+    N_opt ∝ C^a and D_opt ∝ C^b; G the allocation constant (see `compute_optimal`).
+
+    Diagnostics: `n_starts` grid points ranked, `n_lbfgs` optimised from the best of them, `n_converged`
+    of those converged; `top_objectives` / `top_spread` of the best `n_agree` converged end points
+    (largest relative parameter difference from the best) and `starts_agree`; `on_bound` names the
+    parameters at a bound of `BOUNDS`. `x` is the optimised vector (log E, log A, log B, α, β),
+    `residuals` are log L̂ − log L per run, `objective` the summed Huber loss at x.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    a: float
+    b: float
+    G: float
+    x: np.ndarray
+    objective: float
+    residuals: np.ndarray
+    n_runs: int
+    n_starts: int
+    n_lbfgs: int
+    n_converged: int
+    top_objectives: tuple[float, ...]
+    top_spread: float
+    starts_agree: bool
+    on_bound: tuple[str, ...]
+    fixed_E: bool
+    delta: float
+    success: bool
+    message: str
+
+    @property
+    def params(self) -> ChinchillaParams:
+        """The fitted parameters (ValueError if α or β ended at 0, where no allocation law exists)."""
+        return ChinchillaParams(E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
+
+    def predict_loss(self, N, D) -> np.ndarray:
+        """L(N, D) under the fitted parameters (defined even for a degenerate fit with α or β = 0)."""
+        e, a, b, alpha, beta = self.x
+        log_n, log_d = np.log(np.asarray(N, dtype=float)), np.log(np.asarray(D, dtype=float))
+        return np.exp(np.logaddexp(e, np.logaddexp(a - alpha * log_n, b - beta * log_d)))
+
+    def compute_optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) at compute C under C = 6·N·D."""
+        return compute_optimal(self.params, C)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: parameters, exponents and diagnostics (arrays left out)."""
+        keys = ("E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_runs", "n_starts", "n_lbfgs",
+                "n_converged", "top_spread", "starts_agree", "fixed_E", "delta", "success", "message")
+        out = {k: getattr(self, k) for k in keys}
+        return out | {"top_objectives": list(self.top_objectives), "on_bound": list(self.on_bound)}
+
+
+def log_data(N, D, loss) -> LogData:
+    """Validate run arrays (positive, finite, equal length) and take logs."""
+    arrays = {name: np.asarray(v, dtype=float).ravel() for name, v in (("N", N), ("D", D), ("loss", loss))}
+    sizes = {name: arr.size for name, arr in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"N, D and loss must have the same length, got {sizes}")
+    for name, arr in arrays.items():
+        bad = ~(np.isfinite(arr) & (arr > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} must be positive and finite; {name}[{i}] = {arr[i]!r}")
+    return LogData(np.log(arrays["N"]), np.log(arrays["D"]), np.log(arrays["loss"]))
+
+
+def check_design(data: LogData, weights: np.ndarray) -> None:
+    """Raise ValueError unless the weighted runs can identify five parameters: ≥ 5 distinct (N, D)
+    points, ≥ 2 distinct N and ≥ 2 distinct D."""
+    used = weights > 0
+    n_distinct = len(set(zip(data.log_n[used].tolist(), data.log_d[used].tolist())))
+    distinct_n, distinct_d = np.unique(data.log_n[used]).size, np.unique(data.log_d[used]).size
+    if n_distinct < 5 or distinct_n < 2 or distinct_d < 2:
+        raise ValueError(f"too few runs to fit L(N, D) = E + A/N^α + B/D^β: need ≥ 5 distinct (N, D) points with "
+                         f"≥ 2 distinct N and ≥ 2 distinct D, got {n_distinct} points, {distinct_n} N, {distinct_d} D")
+
+
+def check_weights(weights, n: int) -> np.ndarray:
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+    if w.size != n:
+        raise ValueError(f"weights must have one entry per run ({n}), got {w.size}")
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w
+
+
+def bounds_for(fix_E: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """BOUNDS, with e pinned to log(fix_E) when E is fixed."""
+    lower, upper = BOUNDS[0].copy(), BOUNDS[1].copy()
+    if fix_E is not None:
+        if not (math.isfinite(fix_E) and fix_E > 0):
+            raise ValueError(f"fix_E must be a positive finite loss, got {fix_E!r}")
+        lower[0] = upper[0] = math.log(fix_E)
+    return lower, upper
+
+
+def best_starts(grid_objectives: np.ndarray, n_starts: int) -> np.ndarray:
+    """Indices of the n_starts smallest objectives along the last axis (any order within)."""
+    k = min(n_starts, grid_objectives.shape[-1])
+    return np.argpartition(grid_objectives, k - 1, axis=-1)[..., :k]
+
+
+def _relative_gap(x: np.ndarray, best: np.ndarray) -> np.ndarray:
+    return np.max(np.abs(x - best) / np.maximum(np.abs(best), 1.0), axis=-1)
+
+
+def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upper, *, n_starts: int,
+              n_agree: int, fixed_E: bool, delta: float) -> ParametricFit:
+    """Pick the best converged end point of a batch and build the fit with its diagnostics."""
+    order = np.argsort(np.where(batch.converged, batch.fun, np.inf), kind="stable")
+    n_converged = int(batch.converged.sum())
+    best = int(order[0]) if n_converged else int(np.argmin(batch.fun))
+    x = batch.x[best]
+    top = order[: min(n_agree, n_converged)]
+    spread = float(np.max(_relative_gap(batch.x[top], x))) if top.size else math.nan
+    ties = top[np.abs(batch.fun[top] - batch.fun[best]) <= FLAT_RTOL * abs(batch.fun[best])]
+    agree = bool(ties.size == 0 or np.max(_relative_gap(batch.x[ties], x)) <= AGREE_RTOL)
+    free = lower != upper
+    tol = 1e-6 * np.maximum(np.abs(x), 1.0)
+    at_bound = free & ((x <= lower + tol) | (x >= upper - tol))
+    on_bound = tuple(LOG_NAMES[i] for i in np.flatnonzero(at_bound))
+    params = ChinchillaParams.from_log(x) if np.all(x[3:] > 0) else None  # α = 0 or β = 0: no allocation law
+    problems = []
+    if n_converged == 0:
+        problems.append(f"no L-BFGS run converged (best: {NOT_CONVERGED.get(int(batch.status[best]), '?')})")
+    if on_bound:
+        problems.append("at a bound: " + ", ".join(f"{n} = {x[LOG_NAMES.index(n)]:.4g}" for n in on_bound)
+                        + " (the data do not pin it down)")
+    if not agree:
+        problems.append(f"the best {ties.size} converged starts reach the same objective within {FLAT_RTOL:g} "
+                        f"but parameters differing by up to {np.max(_relative_gap(batch.x[ties], x)):.2%}: "
+                        "the parameters are not identified by these runs")
+    summary = f"{n_converged} of {batch.x.shape[0]} L-BFGS runs from the best of {n_starts} grid starts converged"
+    n_degenerate = int(np.sum(batch.status == DEGENERATE))
+    if n_degenerate:
+        summary += f" ({n_degenerate} more stopped where a term of L(N, D) is negligible for every run)"
+    if top.size and agree and spread > AGREE_RTOL:
+        summary += f"; runner-up minima are worse by ≥ {FLAT_RTOL:g} (kept the best)"
+    message = summary + ("; " + "; ".join(problems) if problems else "")
+    log_pred = np.logaddexp(x[0], np.logaddexp(x[1] - x[3] * data.log_n, x[2] - x[4] * data.log_d))
+    nan = math.nan
+    return ParametricFit(
+        E=math.exp(x[0]), A=math.exp(x[1]), B=math.exp(x[2]), alpha=float(x[3]), beta=float(x[4]),
+        a=params.a if params else nan, b=params.b if params else nan, G=params.G if params else nan,
+        x=x.copy(), objective=float(batch.fun[best]), residuals=log_pred - data.log_loss,
+        n_runs=int(np.sum(weights > 0)), n_starts=n_starts, n_lbfgs=int(batch.x.shape[0]), n_converged=n_converged,
+        top_objectives=tuple(float(v) for v in batch.fun[top]), top_spread=spread, starts_agree=agree,
+        on_bound=on_bound, fixed_E=fixed_E, delta=delta, success=not problems, message=message,
+    )
+
+
+def centre(data: LogData) -> tuple[LogData, float, float]:
+    """Data with log N and log D centred on their means (m_N, m_D), and those means."""
+    m_n, m_d = float(np.mean(data.log_n)), float(np.mean(data.log_d))
+    return LogData(data.log_n - m_n, data.log_d - m_d, data.log_loss), m_n, m_d
+
+
+def to_centred(x: np.ndarray, m_n: float, m_d: float) -> np.ndarray:
+    """(e, a, b, α, β) -> (e, a − α·m_N, b − β·m_D, α, β): the same predictions on centred data."""
+    y = np.array(x, dtype=float, copy=True)
+    y[..., 1] -= y[..., 3] * m_n
+    y[..., 2] -= y[..., 4] * m_d
+    return y
+
+
+def from_centred(y: np.ndarray, m_n: float, m_d: float) -> np.ndarray:
+    """Inverse of `to_centred`."""
+    x = np.array(y, dtype=float, copy=True)
+    x[..., 1] += x[..., 3] * m_n
+    x[..., 2] += x[..., 4] * m_d
+    return x
+
+
+def prepare_grid(grid: np.ndarray | None, fix_E: float | None) -> np.ndarray:
+    """The start grid (default `start_grid`), with e pinned (and duplicates merged) when E is fixed."""
+    starts = start_grid(fix_E=fix_E) if grid is None else np.array(grid, dtype=float, ndmin=2)
+    if starts.shape[1] != 5 or not np.all(np.isfinite(starts)):
+        raise ValueError(f"grid must be finite rows of (e, a, b, alpha, beta), got shape {starts.shape}")
+    if fix_E is not None:
+        starts = np.unique(np.column_stack([np.full(len(starts), math.log(fix_E)), starts[:, 1:]]), axis=0)
+    return starts
+
+
+def flag_degenerate(batch: BatchResult, data: LogData, weights: np.ndarray) -> BatchResult:
+    """Mark converged end points where some term is negligible for every run (`term_shares`) as DEGENERATE."""
+    shares = term_shares(batch.x, data, weights > 0)
+    dead = batch.converged & np.any(shares < NEGLIGIBLE_SHARE, axis=1)
+    return BatchResult(x=batch.x, fun=batch.fun, status=np.where(dead, DEGENERATE, batch.status), nit=batch.nit)
+
+
+def fit_parametric_arrays(N, D, loss, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
+                          n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
+                          grid: np.ndarray | None = None) -> ParametricFit:
+    """Approach 3 on arrays: rank the Chinchilla grid (or `grid`, rows of (e, a, b, α, β)) on the data,
+    run batched L-BFGS from the `n_starts` best, and return the best converged end point (module docstring).
+
+    End points where a term is negligible for every run are not counted as converged (`flag_degenerate`);
+    while fewer than `n_agree` converged end points exist, the next `n_starts` ranked starts are run, up
+    to `max_starts` in all. Raises ValueError on non-positive or non-finite inputs or too few distinct
+    runs (`check_design`).
+    """
+    data = log_data(N, D, loss)
+    w = check_weights(weights, data.log_n.size)
+    check_design(data, w)
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    if n_starts < 1 or n_agree < 1 or max_starts < 1:
+        raise ValueError(f"n_starts, n_agree and max_starts must be ≥ 1, got {n_starts}, {n_agree}, {max_starts}")
+    lower, upper = bounds_for(fix_E)
+    starts = prepare_grid(grid, fix_E)
+    centred, m_n, m_d = centre(data)
+    ranked = np.argsort(huber_terms(to_centred(starts, m_n, m_d), centred, delta) @ w, kind="stable")
+    batches: list[BatchResult] = []
+    for first in range(0, min(len(ranked), max_starts), n_starts):
+        chosen = to_centred(starts[ranked[first : min(first + n_starts, max_starts)]], m_n, m_d)
+        batch = minimize_batch(lambda y, rows: huber_objective(y, centred, w, delta), chosen, lower, upper)
+        batches.append(flag_degenerate(batch, centred, w))
+        if sum(int(b.converged.sum()) for b in batches) >= n_agree:
+            break
+    batch = concat_batches(batches)
+    batch = BatchResult(x=from_centred(batch.x, m_n, m_d), fun=batch.fun, status=batch.status, nit=batch.nit)
+    return summarize(data, w, batch, lower, upper, n_starts=len(starts), n_agree=n_agree,
+                     fixed_E=fix_E is not None, delta=delta)
+
+
+def fit_parametric(runs: pd.DataFrame, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
+                   n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
+                   grid: np.ndarray | None = None) -> ParametricFit:
+    """Approach 3 on a results table (columns N, D, loss). Unusable rows are excluded with an
+    ExcludedRunsWarning (`table.usable_runs`). weights: None, a column name, or one value per row of `runs`."""
+    missing = [c for c in ("N", "D", "loss") if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs: missing column(s) {missing} needed for the parametric fit")
+    if isinstance(weights, str):
+        if weights not in runs.columns:
+            raise ValueError(f"runs: no weights column {weights!r}")
+        weights = runs[weights].to_numpy(float)
+    if weights is not None:
+        weights = pd.Series(check_weights(weights, len(runs)), index=runs.index)
+    kept = usable_runs(runs, source="parametric fit", stacklevel=2)
+    w = None if weights is None else weights.loc[kept.index].to_numpy()
+    return fit_parametric_arrays(kept["N"], kept["D"], kept["loss"], weights=w, fix_E=fix_E, delta=delta,
+                                 n_starts=n_starts, n_agree=n_agree, max_starts=max_starts, grid=grid)
+
+
+def fit_each_start(N, D, loss, starts: np.ndarray, *, weights=None, fix_E: float | None = None,
+                   delta: float = HUBER_DELTA, ftol: float = 1e-15, gtol: float = 1e-10) -> BatchResult:
+    """The reference the fast path is checked against: scipy's L-BFGS-B (analytic gradient) run from
+    every start, one call each. Status 1 where scipy reports success, 3 otherwise."""
+    data = log_data(N, D, loss)
+    w = check_weights(weights, data.log_n.size)
+    lower, upper = bounds_for(fix_E)
+    bounds = list(zip(lower, upper))
+
+    def fun(theta):
+        f, g = huber_objective(theta[None, :], data, w, delta)
+        return f[0], g[0]
+
+    xs, fs, status, nit = [], [], [], []
+    for x0 in np.array(starts, dtype=float, ndmin=2):
+        res = minimize(fun, np.clip(x0, lower, upper), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"ftol": ftol, "gtol": gtol, "maxiter": 5000})
+        xs.append(res.x), fs.append(res.fun), status.append(1 if res.success else 3), nit.append(res.nit)
+    return BatchResult(x=np.array(xs), fun=np.array(fs), status=np.array(status), nit=np.array(nit))

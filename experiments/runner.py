@@ -1,0 +1,199 @@
+"""run_experiment: train one ExperimentSpec into the run store, resumably, and return its row.
+
+Notable choices:
+- The corpus is opened by path (`TokenizedCorpus.load`): the sweep driver tokenizes once per sweep and
+  every run only maps the prepared arrays. The corpus must be the one the spec names (its recorded
+  CorpusConfig must equal `spec.corpus_config()`), else ValueError before anything is written.
+- The run's folder is lm.train's checkpoint_dir, so a retried or relaunched run resumes from its last
+  checkpoint; checkpoints are taken every ~10% of the run's steps by default (`checkpoint_every`).
+  A run that ends done (completed or diverged) deletes its checkpoint after row.json is written: the
+  weights of thousands of sweep runs are rarely wanted and would dominate the disk
+  (`keep_checkpoint=True` keeps them). A failed run keeps it, so a retry resumes.
+- A run that fails on its own is recorded, never raised: divergence -> status "diverged"; any
+  exception (out of memory, bad data, an unusable checkpoint) -> status "failed" with the error.
+  KeyboardInterrupt and SystemExit propagate after marking the run "interrupted", leaving it resumable.
+- Calling it for a run that is already completed or diverged returns the stored row without training
+  (the same spec always gives the same numbers); a failed run is trained again (a new attempt).
+- status.json is refreshed at most every `PROGRESS_SECONDS` with the step reached, so a driver or
+  `scaling sweep status` can show progress from the store alone.
+- `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
+  with the same row columns.
+- Two processes must not run the same run id into one store at once (the driver submits each once).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from experiments import provenance, store as st
+from experiments.spec import ExperimentSpec
+from lm import checkpoint
+from lm.data import TokenizedCorpus
+from lm.train import CurvePoint, TrainResult, train
+
+PROGRESS_SECONDS = 10.0
+CHECKPOINTS_PER_RUN = 10
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_corpus(spec: ExperimentSpec, corpus: TokenizedCorpus) -> None:
+    """ValueError unless `corpus` was prepared from exactly the spec's CorpusConfig."""
+    wanted = asdict(spec.corpus_config())
+    recorded = corpus.meta.get("config")
+    if recorded != wanted:
+        diffs = sorted(k for k in set(wanted) | set(recorded or {}) if (recorded or {}).get(k) != wanted.get(k))
+        raise ValueError(f"corpus at {corpus.path} was prepared from a different CorpusConfig than run "
+                         f"{spec.run_id} asks for (fields differing: {diffs})")
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    *,
+    store: str | Path,
+    corpus_path: str | Path,
+    sweep: str,
+    device: str = "auto",
+    threads: int | None = None,
+    compile: bool = False,
+    checkpoint_every: int | None = None,
+    keep_checkpoint: bool = False,
+    on_progress: Callable[[CurvePoint, int], None] | None = None,
+    stop_after_step: int | None = None,
+    peak_flops: float | None = None,
+) -> dict:
+    """Train `spec` into `<store>/runs/<spec.run_id>/` and return its results-table row (see store.ROW_COLUMNS).
+
+    corpus_path: a prepared corpus folder (lm.data.prepare_corpus(spec.corpus_config()).path).
+    sweep: the name recorded in the row's `sweep` column (validated as a safe name).
+    checkpoint_every: steps between checkpoints; None = every ~10% of the run's steps; 0 = only at the end.
+    stop_after_step: stop after this many steps as an interruption would (status "interrupted", resumable;
+        the row is returned but not written, since the run is not done).
+    peak_flops: the device's peak FLOP/s for MFU; measured (and cached) when None.
+    Raises ValueError, before writing anything, for a bad sweep name or a corpus that is not the spec's.
+    """
+    st.check_name(sweep, "sweep name")
+    corpus = TokenizedCorpus.load(corpus_path)
+    check_corpus(spec, corpus)
+    folder = st.prepare_run(store, spec, sweep=sweep)
+    run_id = spec.run_id
+    existing = st.read_row(store, run_id)
+    if existing is not None and existing.get("status") in ("completed", "diverged"):
+        return existing
+
+    status = st.read_status(store, run_id)
+    status.pop("traceback", None)  # of an earlier failed attempt
+    status.update(sweep=sweep, status="running", attempts=status.get("attempts", 0) + 1, error=None,
+                  host=socket.gethostname(), pid=os.getpid(), started_at=_now(), updated_at=_now(),
+                  finished_at=None)
+    (folder / st.ROW).unlink(missing_ok=True)  # a failed run being retried is no longer done
+    st.write_json(folder / st.PROVENANCE, provenance.collect())
+    st.write_json(folder / st.STATUS, status)
+
+    last_write = [time.monotonic()]
+
+    def progress(point: CurvePoint, total_steps: int) -> None:
+        if on_progress is not None:
+            on_progress(point, total_steps)
+        if time.monotonic() - last_write[0] >= PROGRESS_SECONDS:
+            status.update(step=point.step, steps=total_steps, train_loss=point.train_loss, updated_at=_now())
+            st.write_json(folder / st.STATUS, status)
+            last_write[0] = time.monotonic()
+
+    every = max(1, spec.steps // CHECKPOINTS_PER_RUN) if checkpoint_every is None else checkpoint_every
+    started = time.perf_counter()
+    try:
+        config = spec.train_config(device=device, threads=threads, compile=compile)
+        result = train(config, corpus, checkpoint_dir=folder, checkpoint_every=every, on_progress=progress,
+                       stop_after_step=stop_after_step, peak_flops=peak_flops)
+    except (KeyboardInterrupt, SystemExit) as e:
+        status.update(status="interrupted", error=f"{type(e).__name__} during attempt {status['attempts']}",
+                      updated_at=_now())
+        try:
+            st.write_json(folder / st.STATUS, status)
+        except OSError:
+            pass  # interrupted while the disk is unwritable: the run stays resumable either way
+        raise
+    except Exception as e:  # the run's own failure: recorded, not raised
+        status.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=20),
+                      updated_at=_now(), finished_at=_now())
+        row = _row(spec, sweep, status, result=None, wall_seconds=time.perf_counter() - started)
+        st.write_json(folder / st.STATUS, status)
+        st.write_json(folder / st.ROW, row)
+        return row
+
+    if result.resumed_from_step is not None:
+        status["resumed_from_step"] = [*status.get("resumed_from_step", []), result.resumed_from_step]
+    status.update(status=result.status, step=result.steps, steps=spec.steps, updated_at=_now(),
+                  error=None if result.status == "completed" else result.message)
+    st.write_curve(folder / st.CURVE, result.curve)
+    row = _row(spec, sweep, status, result=result, wall_seconds=result.wall_seconds)
+    if result.status == "interrupted":
+        st.write_json(folder / st.STATUS, status)
+        return row
+    status["finished_at"] = _now()
+    result_dict = result.to_dict()
+    result_dict.pop("curve")
+    st.write_json(folder / st.RESULT, result_dict)
+    st.write_json(folder / st.STATUS, status)
+    st.write_json(folder / st.ROW, row)  # last: from here on the run is done
+    if not keep_checkpoint:
+        (folder / checkpoint.FILENAME).unlink(missing_ok=True)
+    return row
+
+
+def record_failure(spec: ExperimentSpec, *, store: str | Path, sweep: str, error: str) -> dict:
+    """Mark a run failed from outside it (e.g. its worker process kept dying) and return its row.
+
+    For a driver whose task never returned: the row has every column run_experiment would write for a
+    failure (N and shape from the spec, D/loss/flops null), so analysis sees one consistent table.
+    """
+    folder = st.prepare_run(store, spec, sweep=sweep)
+    status = st.read_status(store, spec.run_id)
+    status.update(sweep=sweep, status="failed", error=error, updated_at=_now(), finished_at=_now())
+    row = _row(spec, sweep, status, result=None, wall_seconds=None)
+    st.write_json(folder / st.STATUS, status)
+    st.write_json(folder / st.ROW, row)
+    return row
+
+
+def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult | None,
+         wall_seconds: float | None) -> dict:
+    """The results-table row (store.ROW_COLUMNS). Loss is the final validation loss, None unless completed."""
+    model = spec.model_config()
+    counts = spec.param_counts()
+    n = counts.n(spec.n_convention)
+    trained = result is not None
+    tokens = result.tokens if trained else None
+    resumed = status.get("resumed_from_step") or [None]
+    row = {
+        "run_id": spec.run_id, "sweep": sweep, "status": status["status"],
+        "N": n, "N_total": counts.total, "N_embedding": counts.embedding, "N_head": counts.head,
+        "N_blocks": counts.blocks, "N_norms": counts.norms, "n_convention": spec.n_convention,
+        "D": tokens, "C": 6.0 * n * tokens if trained else None, "flops": result.flops if trained else None,
+        "budget": spec.budget,
+        "loss": result.final_val_loss if trained and result.status == "completed" else None,
+        "train_loss": result.final_train_loss if trained else None,
+        "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,
+        "n_layers": model.n_layers, "d_model": model.d_model, "n_heads": model.n_heads,
+        "wall_seconds": wall_seconds,
+        "tokens_per_second": result.tokens_per_second if trained else None,
+        "mfu": result.mfu if trained else None,
+        "device": result.device if trained else None,
+        "precision": result.precision if trained else spec.precision,
+        "attempts": status["attempts"],
+        "resumed_from_step": resumed[-1],  # the last resumption; status.json lists them all
+        "error": status.get("error"),
+    }
+    assert tuple(row) == st.ROW_COLUMNS
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}

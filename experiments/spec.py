@@ -1,0 +1,205 @@
+"""ExperimentSpec: everything that determines one run's numbers, and the run id hashed from it.
+
+A spec is frozen, keyword-only and flat (one level of plain values), so it serialises to one JSON
+object and hashes simply. The model is given one of two ways:
+    n_params                       a target parameter count N under `n_convention`, resolved to the
+                                   nearest shape of lm.shapes' ladder (`shape_for_params`)
+    n_layers, d_model, n_heads     an explicit shape (sweep plans always write this form, so a run's
+                                   identity never depends on how the ladder rounds a target)
+`n_convention` (default "with_head": N = blocks + norms + vocab·d, every parameter that does a matmul
+per token, Porian et al. 2024; see lm/accounting.py) also names the N the results table reports.
+
+run_id = the first 16 hex digits of blake2s over the sorted-key compact JSON of `to_dict()`. JSON
+writes floats with `repr` (shortest round-trip form, so 3e-3 is always "0.003"), and float fields are
+stored as floats (lr=1 and lr=1.0 are one spec), so the id is the same in every process and on every
+machine; changing any field changes it. Left out on purpose: the sweep's name (the same run requested
+by two sweeps is trained once) and where it executes (device, threads, compile: see `train_config`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, fields
+
+from lm.accounting import N_CONVENTIONS, ParamCounts, param_counts
+from lm.data import CorpusConfig
+from lm.device import PRECISIONS
+from lm.model import ModelConfig
+from lm.optim import SCHEDULES, Schedule
+from lm.shapes import shape_for_params
+from lm.train import TrainConfig
+
+RUN_ID_LENGTH = 16  # hex digits: 64 bits, no collision in any sweep we could ever run
+
+_SHAPE_FIELDS = ("n_layers", "d_model", "n_heads")
+_POSITIVE_INTS = ("tokens", "batch_size", "context_length", "eval_tokens", "vocab_size")
+_NON_NEGATIVE_INTS = ("seed", "corpus_seed")
+_FLOATS = ("n_params", "lr", "warmup_fraction", "min_lr_ratio", "cooldown_fraction", "weight_decay", "grad_clip",
+           "corpus_val_fraction", "budget")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    """One training run. A bad field raises ValueError naming it (`ExperimentSpec.<field>`) and the rule."""
+
+    # model: n_params, or all of n_layers / d_model / n_heads
+    n_params: float | None = None  # target N under n_convention
+    n_layers: int | None = None
+    d_model: int | None = None
+    n_heads: int | None = None
+    n_convention: str = "with_head"  # which N sizes the model and is reported (lm.accounting.N_CONVENTIONS)
+    tie_embeddings: bool = False
+    # data and optimisation (lm.train.TrainConfig, lm.optim.Schedule)
+    tokens: int  # training tokens D; the run trains the whole steps of batch_size·context_length that fit
+    batch_size: int  # sequences per step
+    context_length: int
+    lr: float  # peak learning rate
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.1
+    cooldown_fraction: float = 0.2  # wsd only
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0  # initialisation and batch order
+    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA, else fp32)
+    eval_tokens: int = 32_768  # held-out tokens per validation evaluation
+    # corpus (lm.data.CorpusConfig; vocab_size is also the model's)
+    corpus_source: str = "stdlib"
+    vocab_size: int = 1024
+    corpus_max_bytes: int | None = None
+    corpus_text_field: str = "text"
+    corpus_val_fraction: float = 0.05
+    corpus_seed: int = 0  # seeds the train/val document split
+    # the nominal compute budget of the run's IsoFLOP cell; None for grid runs
+    budget: float | None = None
+
+    def __post_init__(self):
+        self._check_types()
+        explicit = [getattr(self, f) for f in _SHAPE_FIELDS]
+        if self.n_params is None and any(v is None for v in explicit):
+            raise ValueError("ExperimentSpec: give the model as n_params, or as all of n_layers, d_model and "
+                             f"n_heads (got n_layers={self.n_layers}, d_model={self.d_model}, n_heads={self.n_heads})")
+        if self.n_params is not None and any(v is not None for v in explicit):
+            raise ValueError("ExperimentSpec.n_params: give either n_params or an explicit shape "
+                             "(n_layers, d_model, n_heads), not both")
+        if self.n_params is None and self.d_model % self.n_heads:
+            raise ValueError(f"ExperimentSpec.n_heads must divide d_model: {self.d_model} is not divisible "
+                             f"by {self.n_heads}")
+        if self.tokens < self.batch_size * self.context_length:
+            raise ValueError(f"ExperimentSpec.tokens={self.tokens} is less than one step of batch_size × "
+                             f"context_length = {self.batch_size * self.context_length} tokens")
+        # The lm configs own the remaining rules (fractions, vocab bounds, RoPE's even head_dim, ...).
+        for what, build in (("schedule", self.schedule_config), ("corpus", self.corpus_config),
+                            ("model", self.model_config)):
+            try:
+                build()
+            except ValueError as e:
+                raise ValueError(f"ExperimentSpec: invalid {what}: {e}") from None
+
+    def _check_types(self) -> None:
+        for name in _POSITIVE_INTS + _SHAPE_FIELDS + _NON_NEGATIVE_INTS + ("corpus_max_bytes",):
+            value = getattr(self, name)
+            if value is None and name in _SHAPE_FIELDS + ("corpus_max_bytes",):
+                continue
+            low = 0 if name in _NON_NEGATIVE_INTS else 1
+            if not _is_int(value) or value < low:
+                raise ValueError(f"ExperimentSpec.{name} must be an integer >= {low}, got {value!r}")
+        for name in _FLOATS:
+            value = getattr(self, name)
+            if value is None and name in ("n_params", "budget"):
+                continue
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(f"ExperimentSpec.{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))  # lr=1 and lr=1.0 are the same spec, one id
+        for name in ("n_params", "lr", "budget"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"ExperimentSpec.{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ExperimentSpec.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name, allowed in (("n_convention", N_CONVENTIONS), ("schedule", SCHEDULES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ExperimentSpec.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("corpus_source", "corpus_text_field"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"ExperimentSpec.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"ExperimentSpec.tie_embeddings must be true or false, got {self.tie_embeddings!r}")
+
+    # ---- identity and serialisation -------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """Stable content hash of the spec (see the module docstring)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.blake2s(text.encode("utf-8")).hexdigest()[:RUN_ID_LENGTH]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExperimentSpec:
+        """The inverse of `to_dict`; unknown or missing keys are a ValueError naming them."""
+        if not isinstance(d, dict):
+            raise ValueError(f"ExperimentSpec.from_dict needs a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ExperimentSpec: unknown field(s) {unknown}")
+        missing = sorted(f.name for f in fields(cls) if f.name not in d and f.default is MISSING)
+        if missing:
+            raise ValueError(f"ExperimentSpec: missing required field(s) {missing}")
+        return cls(**d)
+
+    # ---- what the spec means to lm ---------------------------------------------------------------
+
+    def model_config(self) -> ModelConfig:
+        if self.n_params is not None:
+            return shape_for_params(self.n_params, vocab_size=self.vocab_size, context_length=self.context_length,
+                                    convention=self.n_convention, tie_embeddings=self.tie_embeddings)
+        return ModelConfig(vocab_size=self.vocab_size, context_length=self.context_length, n_layers=self.n_layers,
+                           d_model=self.d_model, n_heads=self.n_heads, tie_embeddings=self.tie_embeddings)
+
+    def param_counts(self) -> ParamCounts:
+        return param_counts(self.model_config())
+
+    @property
+    def n(self) -> int:
+        """The model's parameter count N under `n_convention` (of the resolved shape, not the target)."""
+        return self.param_counts().n(self.n_convention)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.context_length
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // self.tokens_per_step
+
+    def schedule_config(self) -> Schedule:
+        return Schedule(kind=self.schedule, warmup_fraction=self.warmup_fraction, min_lr_ratio=self.min_lr_ratio,
+                        cooldown_fraction=self.cooldown_fraction)
+
+    def corpus_config(self) -> CorpusConfig:
+        return CorpusConfig(source=self.corpus_source, text_field=self.corpus_text_field, vocab_size=self.vocab_size,
+                            max_bytes=self.corpus_max_bytes, val_fraction=self.corpus_val_fraction,
+                            seed=self.corpus_seed)
+
+    def train_config(self, *, device: str = "auto", threads: int | None = None, compile: bool = False) -> TrainConfig:
+        """The lm TrainConfig; device, threads and compile say where it runs, not what it computes."""
+        return TrainConfig(
+            model=self.model_config(), tokens=self.tokens, batch_size=self.batch_size, lr=self.lr,
+            schedule=self.schedule_config(), weight_decay=self.weight_decay, grad_clip=self.grad_clip,
+            seed=self.seed, eval_tokens=self.eval_tokens, device=device, precision=self.precision,
+            compile=compile, threads=threads,
+        )
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)

@@ -1,0 +1,266 @@
+"""plan(sweep_config) -> SweepPlan: every run of a sweep as an ExperimentSpec, with its N, D, C, FLOPs,
+memory and time estimates. Pure: no training, no files, no Ray.
+
+IsoFLOP cells (Hoffmann et al. 2022, Approach 2): for each budget C, `sizes_per_budget` size targets
+log-spaced around N_opt (sweeps/config.py: Center), each resolved to a real shape by lm.shapes; then
+D = C / (6·N) with N the real shape's count under the sweep's convention, rounded to whole steps of
+batch_size·context_length. Choosing D after the shape and after rounding keeps every run's 6·N·D
+within 1% of its budget (asserted); a cell with fewer than `planning.min_steps` steps is an error,
+never silently dropped. Grid runs: N targets or explicit shapes × D (or tokens_per_param·N), rounded to
+whole steps the same way. Learning-rate and batch-size axes multiply every cell.
+
+Specs carry explicit shapes (n_layers, d_model, n_heads), so a run's id does not depend on how the shape
+ladder rounds a target, and budgets from log ranges are rounded to 12 significant digits: extending a
+sweep file with new budgets or sizes leaves the old runs' ids unchanged. Runs whose specs coincide (two
+targets on one shape) are planned once.
+
+Time estimate (documented assumptions, not a measurement):
+    seconds = steps · step_overhead + (exact training FLOPs + evaluation FLOPs) / achieved FLOP/s + overhead
+Small models are bound by the fixed cost of a step (Python, autograd, optimizer, kernel launches), bigger
+ones by FLOPs. Defaults by device kind (override in `planning:` or as plan() arguments):
+    cpu  10 ms per step and 1e10 FLOP/s: one run on one core of a 2-core x86 VM trains 10^4–3·10^5-parameter
+         models (context 64, 16 sequences per step) at 10–20 ms per step, 7–33 GFLOP/s under the exact
+         count (our measurement; the smallest models are the least efficient)
+    gpu  5 ms per step (launch-bound small models, no torch.compile) and 1e14 FLOP/s: ~10–30% of a
+         current datacenter GPU's dense bf16 peak, what models of 10^7–10^9 parameters typically reach.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from experiments.spec import ExperimentSpec
+from lm.accounting import forward_flops_per_token, param_counts, training_flops_per_token, training_memory
+from lm.model import ModelConfig
+from lm.shapes import shape_for_params
+from sweeps.config import Shape, SweepConfig, SweepConfigError
+
+DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
+DEFAULT_STEP_OVERHEAD_SECONDS = {"cpu": 0.010, "gpu": 0.005}
+MAX_BUDGET_ERROR = 0.01  # |6·N·D - C| / C for every IsoFLOP run
+MAX_SIZE_ERROR = 1.1  # a size target must resolve to a shape within this factor (else below the ladder)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the plan: its spec and what it will cost."""
+
+    spec: ExperimentSpec
+    N: int  # parameters of the real shape under the sweep's n_convention
+    D: int  # training tokens: whole steps of batch_size·context_length
+    C: float  # 6·N·D
+    flops: float  # exact training FLOPs (lm.accounting "exact": matmuls incl. attention)
+    memory_bytes: int  # lm.accounting.training_memory total at the run's batch size and precision
+    est_seconds: float  # see the module docstring
+    n_target: float | None  # the size asked for; None for explicit grid shapes
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def steps(self) -> int:
+        return self.spec.steps
+
+    def to_row(self) -> dict:
+        s = self.spec
+        return {
+            "run_id": self.run_id, "budget": s.budget, "N": self.N, "D": self.D, "C": self.C, "flops": self.flops,
+            "tokens_per_param": self.D / self.N, "n_layers": s.n_layers, "d_model": s.d_model, "n_heads": s.n_heads,
+            "batch_size": s.batch_size, "lr": s.lr, "steps": self.steps, "memory_bytes": self.memory_bytes,
+            "est_seconds": self.est_seconds, "n_target": self.n_target,
+        }
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    config: SweepConfig
+    runs: tuple[PlannedRun, ...]
+    device_kind: str  # what the estimates assume: "cpu" or "gpu"
+    flops_per_second: float  # assumed achieved training FLOP/s per run
+    step_overhead_seconds: float  # assumed fixed cost of one step
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def specs(self) -> list[ExperimentSpec]:
+        return [r.spec for r in self.runs]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+    @property
+    def total_flops(self) -> float:
+        """Exact training FLOPs of the whole sweep."""
+        return sum(r.flops for r in self.runs)
+
+    @property
+    def total_C(self) -> float:
+        return sum(r.C for r in self.runs)
+
+    @property
+    def serial_seconds(self) -> float:
+        """Estimated time to run every run one after another (see sweeps.schedule.makespan_seconds)."""
+        return sum(r.est_seconds for r in self.runs)
+
+    def est_seconds(self) -> dict[str, float]:
+        return {r.run_id: r.est_seconds for r in self.runs}
+
+    def to_rows(self) -> list[dict]:
+        """One flat dict per run (PlannedRun.to_row), in plan order."""
+        return [r.to_row() for r in self.runs]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "kind": self.config.kind, "n_convention": self.config.n_convention,
+            "source": self.config.source, "device_kind": self.device_kind, "flops_per_second": self.flops_per_second,
+            "step_overhead_seconds": self.step_overhead_seconds,
+            "totals": {"runs": len(self.runs), "C": self.total_C, "flops": self.total_flops,
+                       "serial_seconds": self.serial_seconds,
+                       "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0)},
+            "runs": self.to_rows(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def plan(config: SweepConfig, *, device_kind: str | None = None, flops_per_second: float | None = None,
+         step_overhead_seconds: float | None = None) -> SweepPlan:
+    """Every run of the sweep, deduplicated by run id, in order (budget or model, then batch size, lr).
+
+    Raises SweepConfigError (naming the file and key) for a cell that cannot be realised: a size below the
+    smallest model shape, D below one batch or below planning.min_steps steps.
+    """
+    device_kind = device_kind or config.device_kind
+    if device_kind not in DEFAULT_FLOPS_PER_SECOND:
+        raise ValueError(f"device_kind must be one of {tuple(DEFAULT_FLOPS_PER_SECOND)}, got {device_kind!r}")
+    fps = flops_per_second or config.planning.flops_per_second or DEFAULT_FLOPS_PER_SECOND[device_kind]
+    step_seconds = next(v for v in (step_overhead_seconds, config.planning.step_overhead_seconds,
+                                    DEFAULT_STEP_OVERHEAD_SECONDS[device_kind]) if v is not None)
+    try:
+        cells = _isoflop_cells(config) if config.kind == "isoflop" else _grid_cells(config)
+        runs: dict[str, PlannedRun] = {}
+        for spec, n_target in cells:
+            if spec.run_id not in runs:
+                runs[spec.run_id] = _planned(spec, n_target, config, device_kind, fps, step_seconds)
+    except SweepConfigError as e:
+        raise e.located(source=config.source) from None
+    return SweepPlan(config=config, runs=tuple(runs.values()), device_kind=device_kind, flops_per_second=fps,
+                     step_overhead_seconds=step_seconds)
+
+
+# ---- cells --------------------------------------------------------------------------------------
+
+def _common(config: SweepConfig) -> dict:
+    """ExperimentSpec fields shared by every run of the sweep."""
+    t, c = config.training, config.corpus
+    return dict(
+        n_convention=config.n_convention, tie_embeddings=t.tie_embeddings, context_length=t.context_length,
+        schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
+        cooldown_fraction=t.cooldown_fraction, weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
+        precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
+        corpus_max_bytes=c.max_bytes, corpus_text_field=c.text_field, corpus_val_fraction=c.val_fraction,
+        corpus_seed=c.seed,
+    )
+
+
+def _shape_for(config: SweepConfig, n_target: float, key: str) -> ModelConfig:
+    t = config.training
+    model = shape_for_params(n_target, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
+                             convention=config.n_convention, tie_embeddings=t.tie_embeddings)
+    n = param_counts(model).n(config.n_convention)
+    if not 1 / MAX_SIZE_ERROR <= n / n_target <= MAX_SIZE_ERROR:
+        smallest = shape_for_params(1.0, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
+                                    convention=config.n_convention, tie_embeddings=t.tie_embeddings)
+        raise SweepConfigError(key, f"model size N={n_target:.4g} has no shape: the nearest has N={n:,} "
+                               f"(the smallest model with vocab_size {config.corpus.vocab_size} has "
+                               f"N={param_counts(smallest).n(config.n_convention):,} under {config.n_convention})")
+    return model
+
+
+def _explicit(config: SweepConfig, shape: Shape) -> ModelConfig:
+    return ModelConfig(vocab_size=config.corpus.vocab_size, context_length=config.training.context_length,
+                       n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
+                       tie_embeddings=config.training.tie_embeddings)
+
+
+def _whole_steps(tokens: float, tokens_per_step: int, config: SweepConfig, key: str, what: str) -> int:
+    """`tokens` rounded to whole steps; SweepConfigError if that is under one batch or min_steps."""
+    if tokens < tokens_per_step:
+        raise SweepConfigError(key, f"{what}: D = {tokens:,.0f} tokens is less than one batch of batch_size × "
+                               f"context_length = {tokens_per_step:,} tokens")
+    steps = round(tokens / tokens_per_step)
+    if steps < config.planning.min_steps:
+        raise SweepConfigError(key, f"{what}: D = {tokens:,.0f} tokens is only {steps} steps of {tokens_per_step:,} "
+                               f"tokens, fewer than planning.min_steps = {config.planning.min_steps}")
+    return steps * tokens_per_step
+
+
+def _isoflop_cells(config: SweepConfig):
+    iso, t, common = config.isoflop, config.training, _common(config)
+    for i, C in enumerate(iso.budgets):
+        key = f"isoflop.budgets[{i}]" if len(iso.budgets) > 1 else "isoflop.budgets"
+        models = {}
+        for n_target in iso.size_targets(C):
+            try:
+                model = _shape_for(config, n_target, key)
+            except SweepConfigError as e:
+                raise SweepConfigError(key, f"budget C={C:.4g} is too small for span {iso.span:g} around "
+                                       f"N_opt={iso.center.n_opt(C):.4g}: {e.reason}") from None
+            models.setdefault((model.n_layers, model.d_model), (model, n_target))
+        for model, n_target in models.values():
+            N = param_counts(model).n(config.n_convention)
+            for B in t.batch_sizes(N=N, C=C):
+                what = f"budget C={C:.4g}, N={N:,}, batch_size {B}"
+                D = _whole_steps(C / (6 * N), B * t.context_length, config, key, what)
+                if abs(6 * N * D - C) > MAX_BUDGET_ERROR * C:  # only possible with min_steps < 50
+                    raise SweepConfigError(key, f"{what}: whole steps give 6·N·D = {6 * N * D:.4g}, more than "
+                                           f"{MAX_BUDGET_ERROR:.0%} from the budget; raise planning.min_steps")
+                for lr in t.lrs(N=N, C=C):
+                    yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
+                                         tokens=D, batch_size=B, lr=lr, budget=C, **common), n_target
+
+
+def _grid_cells(config: SweepConfig):
+    grid, t, common = config.grid, config.training, _common(config)
+    if grid.N is not None:
+        key = lambda i: f"grid.N[{i}]" if len(grid.N) > 1 else "grid.N"  # noqa: E731
+        models = [(_shape_for(config, n, key(i)), n) for i, n in enumerate(grid.N)]
+    else:
+        models = [(_explicit(config, s), None) for s in grid.shapes]
+    d_name, d_values = ("D", grid.D) if grid.D is not None else ("tokens_per_param", grid.tokens_per_param)
+    for model, n_target in models:
+        N = param_counts(model).n(config.n_convention)
+        for j, value in enumerate(d_values):
+            key = f"grid.{d_name}[{j}]" if len(d_values) > 1 else f"grid.{d_name}"
+            target = value if d_name == "D" else value * N
+            for B in t.batch_sizes(N=N, C=6 * N * target):
+                D = _whole_steps(target, B * t.context_length, config, key, f"N={N:,}, batch_size {B}")
+                for lr in t.lrs(N=N, C=6 * N * D):
+                    yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
+                                         tokens=D, batch_size=B, lr=lr, **common), n_target
+
+
+# ---- estimates ----------------------------------------------------------------------------------
+
+def _planned(spec: ExperimentSpec, n_target, config: SweepConfig, device_kind: str, fps: float,
+             step_seconds: float) -> PlannedRun:
+    model = spec.model_config()
+    N = param_counts(model).n(spec.n_convention)
+    precision = spec.precision if spec.precision != "auto" else ("bf16" if device_kind == "gpu" else "fp32")
+    flops = spec.tokens * training_flops_per_token(model)
+    train_config = spec.train_config()
+    evals = spec.steps // train_config.eval_every + (spec.steps % train_config.eval_every != 0)
+    eval_tokens = spec.eval_tokens // spec.context_length * spec.context_length
+    eval_flops = evals * eval_tokens * forward_flops_per_token(model)
+    return PlannedRun(
+        spec=spec, N=N, D=spec.tokens, C=6.0 * N * spec.tokens, flops=flops,
+        memory_bytes=training_memory(model, batch_size=spec.batch_size, precision=precision).total,
+        est_seconds=spec.steps * step_seconds + (flops + eval_flops) / fps + config.planning.overhead_seconds,
+        n_target=n_target,
+    )

@@ -1,0 +1,30 @@
+"""Small sweep files and polling for the Ray tests."""
+
+import time
+from pathlib import Path
+
+SWEEP = """
+name: {name}
+kind: isoflop
+corpus: {{source: stdlib, vocab_size: 257, max_bytes: 300000}}
+training: {{context_length: 64, batch_size: 16, lr: 1.0e-2, precision: fp32, eval_tokens: 4096}}
+isoflop: {{budgets: {budgets}, sizes_per_budget: {sizes}, span: 1.5, center: {{tokens_per_param: 6}}}}
+resources: {{cpus_per_run: 1, gpus_per_run: 0}}
+planning: {{device: cpu, min_steps: 50}}
+"""
+
+
+def sweep_file(tmp_path: Path, *, name="t", budgets="[6.5e9]", sizes=2) -> Path:
+    path = tmp_path / f"{name}-{len(budgets)}-{sizes}.yaml"
+    path.write_text(SWEEP.format(name=name, budgets=budgets, sizes=sizes))
+    return path
+
+
+def wait_for(predicate, timeout=120.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")

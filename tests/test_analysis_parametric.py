@@ -1,0 +1,261 @@
+"""Approach 3 (analysis.parametric), its bootstrap (analysis.bootstrap) and the power-law helper.
+
+Data come from analysis.simulate with known parameters, so every check compares against the truth or
+against an independent computation (scipy's L-BFGS-B from every start, closed forms, brute-force minima).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import minimize_scalar
+
+from analysis.bootstrap import bootstrap_counts, bootstrap_indices, bootstrap_parametric, loss_samples, optimum_samples
+from analysis.parametric import (
+    CHINCHILLA_2022, ChinchillaParams, compute_optimal, fit_each_start, fit_parametric, fit_parametric_arrays,
+    predict_loss, start_grid,
+)
+from analysis.powerlaw import fit_power_law, percentile_interval
+from analysis.simulate import simulate_grid, simulate_runs
+from analysis.table import ExcludedRunsWarning
+
+SMALL_LAB = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.3, beta=0.35)
+
+
+@pytest.fixture(scope="module")
+def chinchilla_runs():
+    """240 runs of an IsoFLOP sweep over 10^18..10^22 FLOPs drawn from Hoffmann et al.'s fit, 1% noise."""
+    return simulate_runs(budgets=np.logspace(18, 22, 8), n_per_budget=30, noise=0.01, seed=1)
+
+
+@pytest.fixture(scope="module")
+def chinchilla_fit(chinchilla_runs):
+    return fit_parametric(chinchilla_runs)
+
+
+# ------------------------------------------------------------------------------------------ recovery
+
+def test_recovers_known_parameters_from_simulated_sweep(chinchilla_fit):
+    """α and β within 5%, E within 2% of the truth; the fit reports success with every diagnostic clean."""
+    fit, truth = chinchilla_fit, CHINCHILLA_2022
+    assert fit.success, fit.message
+    assert fit.alpha == pytest.approx(truth.alpha, rel=0.05)
+    assert fit.beta == pytest.approx(truth.beta, rel=0.05)
+    assert fit.E == pytest.approx(truth.E, rel=0.02)
+    assert fit.on_bound == () and fit.starts_agree and fit.n_converged >= 3
+    assert fit.n_starts == 4500 and fit.n_runs == 240
+    assert fit.a == pytest.approx(fit.beta / (fit.alpha + fit.beta)) and fit.a + fit.b == pytest.approx(1.0)
+    assert np.std(fit.residuals) == pytest.approx(0.01, rel=0.25)  # the simulated log-space noise
+
+
+def test_recovers_small_scale_parameters_on_a_grid_design():
+    """A 6×6 grid sweep at 10^5-10^7 parameters recovers a different law (E within 2%, exponents 5%)."""
+    runs = simulate_grid(sizes=np.logspace(5, 7, 6), tokens=np.logspace(7, 9.5, 6), params=SMALL_LAB, noise=0.003, seed=2)
+    fit = fit_parametric(runs)
+    assert fit.success, fit.message
+    assert fit.E == pytest.approx(SMALL_LAB.E, rel=0.02)
+    assert fit.alpha == pytest.approx(SMALL_LAB.alpha, rel=0.05)
+    assert fit.beta == pytest.approx(SMALL_LAB.beta, rel=0.05)
+
+
+def test_fixed_E_is_held_exactly_and_exponents_still_recovered(chinchilla_runs):
+    fit = fit_parametric(chinchilla_runs, fix_E=CHINCHILLA_2022.E)
+    assert fit.fixed_E and fit.E == pytest.approx(CHINCHILLA_2022.E, rel=1e-12)
+    assert fit.n_starts == 900  # the e axis of the grid collapses
+    assert fit.alpha == pytest.approx(CHINCHILLA_2022.alpha, rel=0.05)
+    assert fit.beta == pytest.approx(CHINCHILLA_2022.beta, rel=0.05)
+
+
+def test_zero_weight_equals_dropping_the_run(chinchilla_runs):
+    """Weights enter the summed objective: weight 0 on a corrupted run gives the fit without it."""
+    runs = chinchilla_runs.head(60).copy()
+    runs.loc[runs.index[5], "loss"] *= 1.5
+    weights = np.ones(len(runs))
+    weights[5] = 0.0
+    weighted = fit_parametric(runs, weights=weights)
+    dropped = fit_parametric(runs.drop(index=runs.index[5]))
+    np.testing.assert_allclose(weighted.x, dropped.x, rtol=1e-5, atol=1e-6)
+
+
+def test_excluded_rows_warn_and_the_fit_uses_the_rest(chinchilla_runs):
+    runs = chinchilla_runs.head(40).copy()
+    runs.loc[runs.index[0], "status"] = "diverged"
+    with pytest.warns(ExcludedRunsWarning, match="sim-00000"):
+        fit = fit_parametric(runs)
+    assert fit.n_runs == 39
+
+
+# ------------------------------------------------------------------------------------------ fast path vs naive
+
+@pytest.mark.parametrize("seed, params, budgets", [
+    (11, CHINCHILLA_2022, np.logspace(18, 21, 4)),
+    (12, SMALL_LAB, np.logspace(12, 15, 4)),
+    (13, ChinchillaParams(E=2.0, A=2000.0, B=800.0, alpha=0.6, beta=0.45), np.logspace(14, 17, 4)),
+])
+def test_fast_path_reaches_the_optimum_of_scipy_from_every_start(seed, params, budgets):
+    """On a 48-point subset of the Chinchilla grid, batched L-BFGS from the 8 best-ranked starts ends
+    where scipy's L-BFGS-B (one call per start, all 48) finds its best point."""
+    runs = simulate_runs(budgets=budgets, n_per_budget=8, params=params, noise=0.01, seed=seed)
+    grid = start_grid()
+    subset = grid[np.random.default_rng(seed).choice(len(grid), 48, replace=False)]
+    naive = fit_each_start(runs["N"], runs["D"], runs["loss"], subset)
+    fast = fit_parametric_arrays(runs["N"], runs["D"], runs["loss"], grid=subset, n_starts=8)
+    best = int(np.argmin(naive.fun))
+    assert fast.objective <= naive.fun[best] * (1 + 1e-9)
+    assert fast.objective == pytest.approx(naive.fun[best], rel=1e-7)
+    np.testing.assert_allclose(fast.x, naive.x[best], rtol=1e-4, atol=1e-4)
+
+
+def test_full_grid_fast_path_is_at_least_as_good_as_scipy_from_sampled_starts(chinchilla_runs, chinchilla_fit):
+    """The default 4,500-start fit on 240 runs vs scipy from 12 random grid starts: same optimum."""
+    runs = chinchilla_runs
+    grid = start_grid()
+    subset = grid[np.random.default_rng(0).choice(len(grid), 12, replace=False)]
+    naive = fit_each_start(runs["N"], runs["D"], runs["loss"], subset)
+    best = int(np.argmin(naive.fun))
+    assert chinchilla_fit.objective <= naive.fun[best] * (1 + 1e-9)
+    np.testing.assert_allclose(chinchilla_fit.x, naive.x[best], rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ honesty
+
+def test_parameter_on_bound_is_reported_not_hidden():
+    """Loss that rises with N cannot give α > 0: the fit says α sits on its bound and success is False."""
+    runs = simulate_runs(budgets=np.logspace(17, 20, 4), n_per_budget=8, noise=0.0, seed=0)
+    rng = np.random.default_rng(0)
+    loss = (1.5 + 400 / runs["D"] ** 0.28 + 0.02 * np.log(runs["N"])) * np.exp(0.005 * rng.standard_normal(len(runs)))
+    fit = fit_parametric_arrays(runs["N"], runs["D"], loss)
+    assert not fit.success
+    assert "alpha" in fit.on_bound and "bound" in fit.message
+    assert np.isfinite(fit.predict_loss(1e8, 1e9))  # the fitted surface is still usable ...
+    with pytest.raises(ValueError, match="alpha"):
+        fit.compute_optimal(1e20)  # ... but with α = 0 there is no compute-optimal allocation
+
+
+@pytest.mark.parametrize("n, d, match", [
+    ([1e6, 2e6, 3e6, 4e6], [1e9, 2e9, 3e9, 4e9], "5 distinct"),
+    ([1e6] * 6, [1e9, 2e9, 3e9, 4e9, 5e9, 6e9], "2 distinct N"),
+    ([1e6, 2e6, 3e6, 4e6, 5e6, 6e6], [1e9] * 6, "2 distinct D"),
+])
+def test_too_few_runs_is_a_clear_error(n, d, match):
+    with pytest.raises(ValueError, match="too few runs") as err:
+        fit_parametric_arrays(n, d, np.full(len(n), 3.0))
+    assert "distinct" in str(err.value)
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(ValueError, match=r"loss\[1\]"):
+        fit_parametric_arrays([1e6, 2e6], [1e9, 2e9], [3.0, -1.0])
+    with pytest.raises(ValueError, match="missing column"):
+        fit_parametric(pd.DataFrame({"N": [1.0], "D": [1.0]}))
+    with pytest.raises(ValueError, match="fix_E"):
+        fit_parametric_arrays(np.logspace(6, 7, 6), np.logspace(9, 10, 6), np.full(6, 3.0), fix_E=-1.0)
+
+
+# ------------------------------------------------------------------------------------------ closed forms
+
+def test_compute_optimal_spends_exactly_C_and_minimises_loss_on_the_isoflop_curve():
+    params = CHINCHILLA_2022
+    for C in (1e18, 5.76e23, 1e26):
+        n_opt, d_opt = compute_optimal(params, C)
+        assert 6 * n_opt * d_opt == pytest.approx(C, rel=1e-10)
+        along = lambda log_n: float(predict_loss(params, math.exp(log_n), C / (6 * math.exp(log_n))))
+        found = minimize_scalar(along, bounds=(math.log(n_opt) - 5, math.log(n_opt) + 5), method="bounded",
+                                options={"xatol": 1e-9})
+        assert math.exp(found.x) == pytest.approx(float(n_opt), rel=1e-4)
+    # Hoffmann et al. (2022) Table 3 (Approach 3): 5.76e23 FLOPs -> ~40B parameters
+    assert float(compute_optimal(params, 5.76e23)[0]) == pytest.approx(40e9, rel=0.25)
+
+
+def test_predict_loss_matches_the_formula_and_handles_zero_E():
+    p = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    n, d = np.array([1e6, 1e9]), np.array([1e9, 1e12])
+    np.testing.assert_allclose(predict_loss(p, n, d), 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28, rtol=1e-12)
+    zero = ChinchillaParams(E=0.0, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    np.testing.assert_allclose(predict_loss(zero, n, d), 406.4 / n**0.34 + 410.7 / d**0.28, rtol=1e-12)
+
+
+def test_params_validate_their_fields():
+    with pytest.raises(ValueError, match="alpha"):
+        ChinchillaParams(E=1.0, A=1.0, B=1.0, alpha=0.0, beta=0.3)
+    with pytest.raises(ValueError, match="E must be"):
+        ChinchillaParams(E=-1.0, A=1.0, B=1.0, alpha=0.3, beta=0.3)
+
+
+# ------------------------------------------------------------------------------------------ bootstrap
+
+@pytest.fixture(scope="module")
+def chinchilla_bootstrap(chinchilla_runs, chinchilla_fit):
+    return bootstrap_parametric(chinchilla_runs, n_resamples=300, seed=7, fit=chinchilla_fit)
+
+
+def test_bootstrap_intervals_contain_the_truth_and_report_convergence(chinchilla_bootstrap):
+    boot, truth = chinchilla_bootstrap, CHINCHILLA_2022
+    assert boot.n_resamples == 300 and boot.n_converged == 300 and boot.seed == 7
+    for name in ("E", "alpha", "beta", "a", "b"):
+        lo, hi = boot.intervals[name]
+        assert lo < getattr(truth, name) < hi, (name, lo, hi)
+        assert boot.intervals[name].n_finite == 300
+    lo, hi = boot.compute_optimal_intervals(5.76e23)["n_opt"]
+    assert lo < float(compute_optimal(truth, 5.76e23)[0]) < hi
+    lo, hi = boot.loss_interval(1e9, 2e10)
+    assert lo < float(predict_loss(truth, 1e9, 2e10)) < hi
+
+
+def test_bootstrap_replicates_reach_their_own_optimum(chinchilla_runs, chinchilla_bootstrap):
+    """A replicate's sample equals a full independent fit on that resample (counts as weights)."""
+    counts = bootstrap_counts(len(chinchilla_runs), 300, seed=7)
+    for r in (0, 1):
+        refit = fit_parametric(chinchilla_runs, weights=counts[r])
+        sample = chinchilla_bootstrap.samples[r]
+        np.testing.assert_allclose(sample, [refit.E, refit.A, refit.B, refit.alpha, refit.beta], rtol=1e-4)
+
+
+def test_bootstrap_prediction_samples_match_closed_forms(chinchilla_bootstrap):
+    samples = chinchilla_bootstrap.samples[:5]
+    out = optimum_samples(samples, 1e21)
+    for row, n_opt, d_opt, loss in zip(samples, out["n_opt"], out["d_opt"], out["loss"]):
+        p = ChinchillaParams(E=row[0], A=row[1], B=row[2], alpha=row[3], beta=row[4])
+        assert (n_opt, d_opt) == pytest.approx(tuple(float(v) for v in compute_optimal(p, 1e21)), rel=1e-10)
+        assert loss == pytest.approx(float(predict_loss(p, n_opt, d_opt)), rel=1e-10)
+    grid = loss_samples(samples, np.array([1e7, 1e8]), np.array([1e9, 1e10]))
+    assert grid.shape == (5, 2)
+
+
+def test_bootstrap_resampling_helpers():
+    idx = bootstrap_indices(10, 4, seed=0)
+    assert idx.shape == (4, 10) and idx.min() >= 0 and idx.max() < 10
+    np.testing.assert_array_equal(idx, bootstrap_indices(10, 4, seed=0))  # fixed seed, same draw
+    counts = bootstrap_counts(10, 4, seed=0)
+    assert np.all(counts.sum(axis=1) == 10)
+    groups = np.repeat(["x", "y", "z"], [2, 3, 5])
+    grouped = bootstrap_counts(10, 50, seed=1, groups=groups)
+    for label in "xyz":  # every row of a group is drawn together
+        block = grouped[:, groups == label]
+        assert np.all(block == block[:, :1])
+
+
+# ------------------------------------------------------------------------------------------ power-law helper
+
+def test_power_law_recovers_exact_law_and_reports_fit_quality():
+    x = np.logspace(18, 22, 6)
+    fit = fit_power_law(x, 0.1 * x**0.5)
+    assert fit.success and fit.n_points == 6
+    assert (fit.k, fit.p, fit.r2) == pytest.approx((0.1, 0.5, 1.0), rel=1e-9)
+    np.testing.assert_allclose(fit.predict([1e24]), [0.1 * 1e12], rtol=1e-9)
+    weighted = fit_power_law([1, 2, 4, 8], [1, 2, 4, 100], weights=[1, 1, 1, 0])
+    assert weighted.p == pytest.approx(1.0)
+    assert not fit_power_law([3, 3], [1, 2]).success
+    with pytest.raises(ValueError, match=r"y\[1\]"):
+        fit_power_law([1, 2], [1, 0])
+
+
+def test_percentile_interval_is_nan_safe_and_counts_finite_samples():
+    values = np.concatenate([np.arange(1.0, 101.0), [np.nan, np.inf]])
+    interval = percentile_interval(values, 0.9)
+    lo, hi = interval
+    assert (lo, hi) == pytest.approx((5.95, 95.05))
+    assert interval.n_finite == 100 and interval.n_total == 102
+    assert all(math.isnan(v) for v in percentile_interval([np.nan, 1.0]))

@@ -1,0 +1,75 @@
+"""Sweeps on a real local Ray: every run exactly once, relaunches train nothing, extensions train only what
+is new, and a run whose worker is killed resumes from its checkpoint."""
+
+import os
+import signal
+import threading
+
+import pytest
+import ray
+
+from analysis.table import read_table
+from experiments import store as st
+from sweeps.config import load_sweep
+from sweeps.launch import launch
+from sweeps.plan import plan
+from sweep_helpers import sweep_file, wait_for
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    yield ray
+    ray.shutdown()
+
+
+def test_tiny_sweep_runs_end_to_end_and_a_relaunch_trains_nothing(local_ray, tmp_path):
+    config = load_sweep("tiny")
+    planned = plan(config)
+    report = launch(config, store=tmp_path)
+    assert report.count("completed") == len(planned.runs)
+    table = read_table(tmp_path)
+    assert sorted(table["run_id"]) == sorted(planned.run_ids)  # one row per planned run
+    assert (table["loss"] > 0).all()
+
+    again = launch(config, store=tmp_path)
+    assert again.rows == () and again.already_done == len(planned.runs)
+    assert "nothing to train" in again.message
+
+
+def test_an_extended_sweep_trains_only_the_new_runs(local_ray, tmp_path):
+    first = launch(load_sweep(sweep_file(tmp_path, budgets="[6.5e9]")), store=tmp_path)
+    extended = load_sweep(sweep_file(tmp_path, budgets="[6.5e9, 1.3e10]"))
+    second = launch(extended, store=tmp_path)
+    first_ids = {r["run_id"] for r in first.rows}
+    second_ids = {r["run_id"] for r in second.rows}
+    assert len(first_ids) == 2 and len(second_ids) == 2 and not first_ids & second_ids
+    assert {r["budget"] for r in second.rows} == {1.3e10}
+    assert set(st.run_ids(tmp_path)) == set(plan(extended).run_ids)
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint_and_no_run_is_duplicated(local_ray, tmp_path):
+    config = load_sweep(sweep_file(tmp_path, budgets="[4.0e10]", sizes=2))
+    reports = []
+    thread = threading.Thread(target=lambda: reports.append(launch(config, store=tmp_path, poll_seconds=0.2)))
+    thread.start()
+
+    def training_with_checkpoint():
+        for run_id in st.run_ids(tmp_path):
+            status = st.read_status(tmp_path, run_id) or {}
+            if (st.run_dir(tmp_path, run_id) / "checkpoint.pt").exists() and status.get("status") == "running":
+                return run_id, status["pid"]
+        return None
+
+    victim, pid = wait_for(training_with_checkpoint)
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+
+    report = reports[0]
+    assert report.retries >= 1
+    table = read_table(tmp_path)
+    assert len(table) == len(plan(config).runs) == table["run_id"].nunique()
+    assert (table["status"] == "completed").all()
+    killed = st.read_row(tmp_path, victim)
+    assert killed["attempts"] == 2
+    assert killed["resumed_from_step"] is not None and killed["resumed_from_step"] > 0
