@@ -69,6 +69,22 @@ class StudyFit:
             return np.full(np.broadcast(np.asarray(N), np.asarray(D)).shape, math.nan)
         return self.approach3.predict_loss(N, D)
 
+    def predict_run(self, N: float, D: float, *, seed: int = 0) -> tuple[float, tuple[float, float]]:
+        """Approach 3's loss for one run of N parameters on D tokens, with a prediction interval at `level`.
+
+        The interval combines the bootstrap's parameter uncertainty with run-to-run noise: each replicate's
+        prediction is multiplied by a residual of the fit resampled in log space (as the backtest does), so
+        it is the interval a single new run's loss should fall in, not only the law's. NaN without Approach 3.
+        """
+        if self.approach3 is None:
+            return math.nan, NAN_PAIR
+        predicted = float(self.approach3.predict_loss(N, D))
+        if self.approach3_bootstrap is None or self.approach3_bootstrap.n_converged < 2:
+            return predicted, NAN_PAIR
+        replicates = np.asarray(self.approach3_bootstrap.loss_samples(N, D), dtype=float).ravel()
+        noise = np.exp(-np.random.default_rng(seed).choice(self.approach3.residuals, size=replicates.size))
+        return predicted, tuple(percentile_interval(replicates * noise, self.level))
+
     def _approach3_optimum(self, compute: float) -> dict[str, tuple[float, tuple[float, float]]]:
         """N_opt, D_opt, D/N and the loss there at C: (value, interval) from Approach 3 and its bootstrap."""
         n_opt, d_opt = (float(v) for v in self.approach3.compute_optimal(compute))

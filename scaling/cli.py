@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 EXIT_USAGE = 2
 
@@ -153,6 +154,43 @@ def cmd_shape(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from scaling.study import run_study  # noqa: PLC0415
+    from scaling.sweep_cli import launch_progress_printer  # noqa: PLC0415
+    from sweeps.config import load_sweep  # noqa: PLC0415
+
+    config = load_sweep(args.file)
+    out = args.out or str(Path("studies") / config.name)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
+                       validation_factor=args.validation_factor, on_progress=launch_progress_printer(config.name), log=log)
+    _print_study(result.summary)
+    print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
+    v = result.summary["validation"]
+    return 0 if v.get("actual_loss") is not None else 1
+
+
+def _print_study(s: dict) -> None:
+    fits, v = s["fits"], s["validation"]
+    print(f"study {s['sweep']}: {s['runs']['used_in_fit']} runs fitted "
+          f"({s['runs']['trained_now']} trained now, {s['runs']['already_done']} reused)")
+    for key, label in (("approach1", "approach 1"), ("approach2", "approach 2"), ("approach3", "approach 3")):
+        f = fits.get(key)
+        if f and f.get("a") is not None:
+            print(f"  {label}: N_opt ∝ C^{f['a']:.3f}, D_opt ∝ C^{f['b']:.3f}"
+                  + ("" if f.get("success") else "  (did not converge cleanly; see report)"))
+    a3 = fits.get("approach3")
+    if a3:
+        print(f"  L(N, D) = {a3['E']:.3f} + {a3['A']:.4g}/N^{a3['alpha']:.3f} + {a3['B']:.4g}/D^{a3['beta']:.3f}")
+    if v.get("predicted_loss") is not None:
+        lo, hi = v["interval"] or (float("nan"), float("nan"))
+        print(f"validation at C = {v['budget']:.3g}: N = {v['n']:,}, D = {v['d']:,}: predicted loss "
+              f"{v['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], actual {v['actual_loss']:.4f}, error "
+              f"{v['relative_error']:+.2%}, {'inside' if v['inside_interval'] else 'OUTSIDE'} the interval")
+    else:
+        print(f"validation at C = {v['budget']:.3g}: no loss ({v['status']}: {v.get('error')})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scaling", description=__doc__.splitlines()[0].rstrip(":") + ".",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep_cli.register(sub)
     analysis_cli.register(sub)
+
+    p = sub.add_parser("study", help="sweep, fit, plot, and check the prediction on a run the fit never saw",
+                       description="Run a sweep (reusing finished runs), fit every scaling law with bootstrap "
+                                   "intervals, write plots, then train a validation run at the predicted "
+                                   "compute-optimal N and D for a larger budget and report predicted vs actual.")
+    p.add_argument("file", help="sweep file (YAML) or preset name (e.g. demo)")
+    p.add_argument("--address", help="join an existing Ray cluster (default: a private local Ray)")
+    p.add_argument("--store", default=sweep_cli.default_store(), help="run store directory (default ./runs)")
+    p.add_argument("--out", help="report folder (default ./studies/<sweep name>)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--validation-factor", type=float, default=4.0,
+                   help="validation budget as a multiple of the largest sweep budget (default 4, at least 4)")
+    p.set_defaults(func=cmd_study)
     return parser
 
 

@@ -82,34 +82,39 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def cmd_launch(args) -> int:
-    from sweeps.launch import RayUnavailableError, launch  # noqa: PLC0415
-
-    config = _load(args.file)
+def launch_progress_printer(name: str):
+    """A progress callback: one refreshing line on a terminal, a line every 10 s in a log file."""
     tty = sys.stderr.isatty()
     last = [0.0]
 
     def show(p):
         now = time.monotonic()
-        if not tty and now - last[0] < 10 and p.running:  # a log file gets a line every 10 s
+        if not tty and now - last[0] < 10 and p.running:
             return
         last[0] = now
         eta = f"ETA {p.eta_seconds / 60:.1f} min" if p.eta_seconds is not None else "ETA -"
-        line = (f"[{config.name}] done {p.done_before + p.completed}/{p.planned}  running {p.running}  "
+        line = (f"[{name}] done {p.done_before + p.completed}/{p.planned}  running {p.running}  "
                 f"failed {p.failed + p.diverged}  pending {p.pending}  retries {p.retries}  "
                 f"FLOPs {p.flops_done:.2e}/{p.flops_total:.2e}  {eta}")
-        print(("\r" + line.ljust(120)) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        if tty:
+            print("\r" + line.ljust(120), end="" if p.running or p.pending else "\n", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
+    return show
+
+
+def cmd_launch(args) -> int:
+    from sweeps.launch import RayUnavailableError, launch  # noqa: PLC0415
+
+    config = _load(args.file)
     try:
         report = launch(config, store=args.store, address=args.address, max_concurrent=args.max_concurrent,
-                        max_retries=args.max_retries, retry_failed=args.retry_failed, on_progress=show)
+                        max_retries=args.max_retries, retry_failed=args.retry_failed,
+                        on_progress=launch_progress_printer(config.name))
     except RayUnavailableError as e:
-        if tty:
-            print(file=sys.stderr)
-        print(f"scaling sweep launch: error: {e}", file=sys.stderr)
+        print(f"\nscaling sweep launch: error: {e}", file=sys.stderr)
         return 3
-    if tty:
-        print(file=sys.stderr)
     print(f"sweep {report.sweep}: {report.message}; store {report.store}")
     if report.interrupted:
         return 130

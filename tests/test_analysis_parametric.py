@@ -5,7 +5,6 @@ against an independent computation (scipy's L-BFGS-B from every start, closed fo
 """
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,9 +12,10 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from analysis.bootstrap import bootstrap_counts, bootstrap_indices, bootstrap_parametric, loss_samples, optimum_samples
+from analysis.lbfgs import BatchResult, minimize_batch
 from analysis.parametric import (
-    CHINCHILLA_2022, ChinchillaParams, compute_optimal, fit_each_start, fit_parametric, fit_parametric_arrays,
-    predict_loss, start_grid,
+    CHINCHILLA_2022, ChinchillaParams, bounds_for, compute_optimal, fit_each_start, fit_parametric,
+    fit_parametric_arrays, log_data, predict_loss, start_grid, summarize,
 )
 from analysis.powerlaw import fit_power_law, percentile_interval
 from analysis.simulate import simulate_grid, simulate_runs
@@ -129,9 +129,24 @@ def test_parameter_on_bound_is_reported_not_hidden():
     fit = fit_parametric_arrays(runs["N"], runs["D"], loss)
     assert not fit.success
     assert "alpha" in fit.on_bound and "bound" in fit.message
+    assert not fit.starts_agree and "not identified" in fit.message  # A and E trade off once α = 0
     assert np.isfinite(fit.predict_loss(1e8, 1e9))  # the fitted surface is still usable ...
     with pytest.raises(ValueError, match="alpha"):
         fit.compute_optimal(1e20)  # ... but with α = 0 there is no compute-optimal allocation
+
+
+def test_disagreeing_best_starts_fail_the_fit_but_worse_local_minima_do_not():
+    """Two end points with the same objective and different parameters: not identified, success False.
+    A second end point 1% worse is a local minimum: the best is kept and the fit succeeds."""
+    data = log_data(np.logspace(6, 8, 6), np.logspace(9, 11, 6), np.linspace(3.0, 2.5, 6))
+    w = np.ones(6)
+    lower, upper = bounds_for(None)
+    x1, x2 = np.array([0.5, 6.0, 6.0, 0.34, 0.28]), np.array([0.5, 7.0, 6.0, 0.40, 0.28])
+    for fun2, agree in ((1.0, False), (1.01, True)):
+        batch = BatchResult(x=np.stack([x1, x2]), fun=np.array([1.0, fun2]), status=np.array([1, 1]), nit=np.ones(2))
+        fit = summarize(data, w, batch, lower, upper, n_starts=2, n_agree=2, fixed_E=False, delta=1e-3)
+        assert fit.starts_agree is agree and fit.success is agree
+        np.testing.assert_array_equal(fit.x, x1)
 
 
 @pytest.mark.parametrize("n, d, match", [
@@ -259,3 +274,29 @@ def test_percentile_interval_is_nan_safe_and_counts_finite_samples():
     assert (lo, hi) == pytest.approx((5.95, 95.05))
     assert interval.n_finite == 100 and interval.n_total == 102
     assert all(math.isnan(v) for v in percentile_interval([np.nan, 1.0]))
+
+
+# ------------------------------------------------------------------------------------------ batched L-BFGS
+
+def test_minimize_batch_solves_independent_problems_with_bounds():
+    """Rosenbrock from several starts reaches (1, 1); a quadratic whose minimum lies outside the box
+    ends on the projection of that minimum, with the free coordinate still optimised."""
+    def rosenbrock(x, rows):
+        a, b = x[:, 0], x[:, 1]
+        f = (1 - a) ** 2 + 100 * (b - a * a) ** 2
+        g = np.column_stack([-2 * (1 - a) - 400 * a * (b - a * a), 200 * (b - a * a)])
+        return f, g
+
+    starts = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 3.0], [-0.5, 2.0]])
+    res = minimize_batch(rosenbrock, starts, np.full(2, -5.0), np.full(2, 5.0))
+    assert res.converged.all()
+    np.testing.assert_allclose(res.x, np.ones((4, 2)), atol=1e-5)
+
+    centres = np.array([[3.0, 0.5], [-2.0, -0.25]])
+
+    def quadratic(x, rows):
+        return np.sum((x - centres[rows]) ** 2, axis=1), 2 * (x - centres[rows])
+
+    res = minimize_batch(quadratic, np.zeros((2, 2)), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    np.testing.assert_allclose(res.x, [[1.0, 0.5], [-1.0, -0.25]], atol=1e-8)
+    assert res.converged.all()
