@@ -26,10 +26,9 @@ import pandas as pd
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
     HUBER_DELTA, PARAM_NAMES, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
-    flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred,
+    flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred, usable_with_weights
 )
 from analysis.powerlaw import Interval, percentile_interval
-from analysis.table import usable_runs
 
 DERIVED = ("a", "b", "G")
 
@@ -229,19 +228,9 @@ def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: i
                          group_col: str | None = None, fit: ParametricFit | None = None) -> BootstrapResult:
     """`bootstrap_parametric_arrays` on a results table (N, D, loss; unusable rows excluded with a warning).
     group_col: resample whole groups of runs (e.g. "budget") instead of single runs."""
-    missing = [c for c in ("N", "D", "loss") if c not in runs.columns]
-    if missing:
-        raise ValueError(f"runs: missing column(s) {missing} needed for the bootstrap")
     if group_col is not None and group_col not in runs.columns:
         raise ValueError(f"runs: no group column {group_col!r}")
-    if isinstance(weights, str):
-        if weights not in runs.columns:
-            raise ValueError(f"runs: no weights column {weights!r}")
-        weights = runs[weights].to_numpy(float)
-    if weights is not None:
-        weights = pd.Series(check_weights(weights, len(runs)), index=runs.index)
-    kept = usable_runs(runs, source="bootstrap", stacklevel=2)
-    w = None if weights is None else weights.loc[kept.index].to_numpy()
+    kept, w = usable_with_weights(runs, weights, what="bootstrap")
     groups = None if group_col is None else kept[group_col].to_numpy()
     return bootstrap_parametric_arrays(kept["N"], kept["D"], kept["loss"], n_resamples=n_resamples, seed=seed,
                                        level=level, weights=w, fix_E=fix_E, delta=delta, n_starts=n_starts,

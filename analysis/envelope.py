@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
+from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 
 # Curves of one IsoFLOP budget end at C equal up to rounding of N and D (≈ 1e-7 relative): a curve counts
 # as covering C within 0.1% beyond its ends (its end value held), so the top level sees the whole budget.
@@ -39,7 +39,7 @@ END_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
-class EnvelopeFit:
+class EnvelopeFit(AllocationLaw):
     """Approach 1's result: the envelope at FLOP levels and N_opt = k_n·C^a, D_opt = k_d·C^b fitted to it.
 
     levels (FLOPs), n_opt (parameters), d_opt (tokens), loss (nats/token) and run_ids describe the envelope
@@ -63,21 +63,6 @@ class EnvelopeFit:
     level: float
     success: bool
     message: str
-
-    def n_opt(self, compute) -> np.ndarray:
-        """N_opt at compute C (FLOPs) from the fitted law."""
-        return self.k_n * np.asarray(compute, dtype=float) ** self.a
-
-    def d_opt(self, compute) -> np.ndarray:
-        """D_opt = C / (6·N_opt) at compute C."""
-        compute = np.asarray(compute, dtype=float)
-        return compute / (6 * self.n_opt(compute))
-
-    def n_opt_interval(self, compute: float) -> tuple[float, float]:
-        """Percentile interval of N_opt at C over the bootstrap samples (NaNs without samples)."""
-        if self.law_samples.size == 0:
-            return (math.nan, math.nan)
-        return percentile_interval(self.law_samples[:, 0] * float(compute) ** self.law_samples[:, 1], self.level)
 
 
 def clean_curves(curves: pd.DataFrame) -> pd.DataFrame:

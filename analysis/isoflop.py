@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
+from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 from analysis.table import usable_runs
 
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
@@ -222,7 +222,7 @@ class BudgetProfile:
 
 
 @dataclass(frozen=True)
-class IsoFlopFit:
+class IsoFlopFit(AllocationLaw):
     """Approach 2's result: per-budget profiles and N_opt = k_n·C^a, D_opt = k_d·C^b across included budgets.
 
     `law_samples` holds the bootstrap's (k_n, a) pairs, shape (n_bootstrap, 2), for prediction intervals.
@@ -242,22 +242,6 @@ class IsoFlopFit:
     level: float
     success: bool
     message: str
-
-    def n_opt(self, compute) -> np.ndarray:
-        """N_opt at compute C (FLOPs) from the fitted law."""
-        return self.k_n * np.asarray(compute, dtype=float) ** self.a
-
-    def d_opt(self, compute) -> np.ndarray:
-        """D_opt = C / (6·N_opt) at compute C."""
-        compute = np.asarray(compute, dtype=float)
-        return compute / (6 * self.n_opt(compute))
-
-    def n_opt_interval(self, compute: float) -> tuple[float, float]:
-        """Percentile interval of N_opt at C over the bootstrap samples (NaNs without samples)."""
-        if self.law_samples.size == 0:
-            return (math.nan, math.nan)
-        values = self.law_samples[:, 0] * float(compute) ** self.law_samples[:, 1]
-        return percentile_interval(values, self.level)
 
 
 def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:

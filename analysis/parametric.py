@@ -429,22 +429,28 @@ def fit_parametric_arrays(N, D, loss, *, weights=None, fix_E: float | None = Non
                      fixed_E=fix_E is not None, delta=delta)
 
 
-def fit_parametric(runs: pd.DataFrame, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
-                   n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
-                   grid: np.ndarray | None = None) -> ParametricFit:
-    """Approach 3 on a results table (columns N, D, loss). Unusable rows are excluded with an
-    ExcludedRunsWarning (`table.usable_runs`). weights: None, a column name, or one value per row of `runs`."""
+def usable_with_weights(runs: pd.DataFrame, weights, *, what: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The usable rows of `runs` (others excluded with a warning) and their weights (None, a column name,
+    or one value per row of `runs`), for a fit of L(N, D)."""
     missing = [c for c in ("N", "D", "loss") if c not in runs.columns]
     if missing:
-        raise ValueError(f"runs: missing column(s) {missing} needed for the parametric fit")
+        raise ValueError(f"runs: missing column(s) {missing} needed for the {what}")
     if isinstance(weights, str):
         if weights not in runs.columns:
             raise ValueError(f"runs: no weights column {weights!r}")
         weights = runs[weights].to_numpy(float)
     if weights is not None:
         weights = pd.Series(check_weights(weights, len(runs)), index=runs.index)
-    kept = usable_runs(runs, source="parametric fit", stacklevel=2)
-    w = None if weights is None else weights.loc[kept.index].to_numpy()
+    kept = usable_runs(runs, source=what, stacklevel=3)
+    return kept, None if weights is None else weights.loc[kept.index].to_numpy()
+
+
+def fit_parametric(runs: pd.DataFrame, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
+                   n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
+                   grid: np.ndarray | None = None) -> ParametricFit:
+    """Approach 3 on a results table (columns N, D, loss). Unusable rows are excluded with an
+    ExcludedRunsWarning (`table.usable_runs`). weights: None, a column name, or one value per row of `runs`."""
+    kept, w = usable_with_weights(runs, weights, what="parametric fit")
     return fit_parametric_arrays(kept["N"], kept["D"], kept["loss"], weights=w, fix_E=fix_E, delta=delta,
                                  n_starts=n_starts, n_agree=n_agree, max_starts=max_starts, grid=grid)
 

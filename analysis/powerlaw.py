@@ -129,3 +129,26 @@ def percentile_interval(samples, level: float = 0.95) -> Interval:
         return Interval(math.nan, math.nan, n_finite=finite.size, n_total=arr.size, level=level)
     lo, hi = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2])
     return Interval(lo, hi, n_finite=finite.size, n_total=arr.size, level=level)
+
+
+class AllocationLaw:
+    """N_opt = k_n·C^a with bootstrap samples of (k_n, a): the methods Approaches 1 and 2 share.
+
+    Mixed into their frozen result classes, which hold `k_n`, `a`, `law_samples` (rows of k_n, a)
+    and `level`.
+    """
+
+    def n_opt(self, compute) -> np.ndarray:
+        """N_opt at compute C (FLOPs) from the fitted law."""
+        return self.k_n * np.asarray(compute, dtype=float) ** self.a
+
+    def d_opt(self, compute) -> np.ndarray:
+        """D_opt = C / (6·N_opt) at compute C."""
+        compute = np.asarray(compute, dtype=float)
+        return compute / (6 * self.n_opt(compute))
+
+    def n_opt_interval(self, compute: float) -> tuple[float, float]:
+        """Percentile interval of N_opt at C over the bootstrap samples (NaNs without samples)."""
+        if self.law_samples.size == 0:
+            return (math.nan, math.nan)
+        return percentile_interval(self.law_samples[:, 0] * float(compute) ** self.law_samples[:, 1], self.level)

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, predict_loss
+from analysis.table import write_text_atomic
 
 HYPERPARAM_COLUMNS = ("lr", "batch_size")
 
@@ -172,20 +171,6 @@ def simulate_curves(runs: pd.DataFrame, *, params: ChinchillaParams = CHINCHILLA
     })
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_store(runs: pd.DataFrame, store, *, curves: pd.DataFrame | None = None) -> Path:
     """Write a table (and optionally its curves) as a run store: runs/<run_id>/row.json and curve.csv,
     each file written atomically. Returns the store path."""
@@ -197,9 +182,9 @@ def write_store(runs: pd.DataFrame, store, *, curves: pd.DataFrame | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v.item() if hasattr(v, "item") else v)
                  for k, v in row.items()}
-        _write_atomic(run_dir / "row.json", json.dumps(clean, indent=1) + "\n")
+        write_text_atomic(run_dir / "row.json", json.dumps(clean, indent=1) + "\n")
         if curves is not None:
             curve = curves[curves["run_id"].astype(str) == str(row["run_id"])]
             columns = ["step", "tokens", "flops", "train_loss", "val_loss"]
-            _write_atomic(run_dir / "curve.csv", curve[columns].to_csv(index=False))
+            write_text_atomic(run_dir / "curve.csv", curve[columns].to_csv(index=False))
     return Path(store)

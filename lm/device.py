@@ -68,7 +68,7 @@ def _cache_file() -> Path:
     return root / "peak_flops.json"
 
 
-def measure_peak_flops(placement: Placement, *, size: int | None = None, seconds: float = 1.0,
+def measure_peak_flops(placement: Placement, *, size: int | None = None, seconds: float = 0.5,
                        cached: bool = True) -> float:
     """Best sustained FLOP/s of a square matmul at the training dtype on this device.
 
@@ -88,7 +88,7 @@ def measure_peak_flops(placement: Placement, *, size: int | None = None, seconds
         _PEAKS[key] = float(on_disk[text_key])
         return _PEAKS[key]
 
-    sizes = [size] if size else ([4096, 8192] if placement.device.type == "cuda" else [512, 1024, 2048])
+    sizes = [size] if size else ([4096, 8192] if placement.device.type == "cuda" else [512, 1024])
     sync = torch.cuda.synchronize if placement.device.type == "cuda" else (lambda: None)
     best = 0.0
     for n in sizes:  # the best size differs by cache and core count; take the best of a few

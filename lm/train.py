@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from lm import checkpoint
-from lm.accounting import param_counts, training_flops_per_token
+from lm.accounting import training_flops_per_token
 from lm.device import measure_peak_flops, select, set_threads
 from lm.model import ModelConfig, Transformer
 from lm.optim import Schedule, make_optimizer

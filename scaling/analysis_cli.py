@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -43,21 +41,6 @@ def _positive_float(flag: str):
             raise argparse.ArgumentTypeError(f"{flag} must be positive and finite, got {text!r}")
         return value
     return parse
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _report_warnings(command: str, caught) -> None:
@@ -204,7 +187,9 @@ def cmd_fit(args) -> int:
     doc = fit_document(study, str(args.source))
     text = json.dumps(doc, indent=1) + "\n" if args.format == "json" else fit_table(doc)
     if args.out:
-        _write_atomic(Path(args.out), text)
+        from analysis.table import write_text_atomic  # noqa: PLC0415
+
+        write_text_atomic(Path(args.out), text)
         print(f"scaling fit: wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -228,7 +213,6 @@ def _law_samples(doc: dict, key: str):
 
 def predict_document(doc: dict, compute: float) -> dict:
     """The recommendation at compute C from a fit document: Approach 3 when fitted, else 2, else 1."""
-    import numpy as np
 
     from analysis.bootstrap import optimum_samples
     from analysis.parametric import ChinchillaParams, compute_optimal, predict_loss

@@ -109,7 +109,6 @@ def _sample(args, config, corpus) -> str:
     """Greedy continuation of a short prompt from the final checkpoint's weights, when one was written."""
     from pathlib import Path
 
-    import torch
 
     from lm import checkpoint
     from lm.generate import generate

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from pathlib import Path
+
+from analysis.table import write_text_atomic
 
 
 def _fmt(value, spec: str = ".4g") -> str:
@@ -166,19 +167,13 @@ def _html(blocks, out_dir: Path) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html and summary.json into out_dir; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = _blocks(summary)
     paths = {"md": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "summary.json"}
-    _write(paths["json"], json.dumps(summary, indent=1, allow_nan=False))
-    _write(paths["md"], _markdown(blocks))
-    _write(paths["html"], _html(blocks, out_dir))
+    write_text_atomic(paths["json"], json.dumps(summary, indent=1, allow_nan=False))
+    write_text_atomic(paths["md"], _markdown(blocks))
+    write_text_atomic(paths["html"], _html(blocks, out_dir))
     return paths

@@ -13,7 +13,9 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang.
-- The local default starts Ray without the dashboard, with its node registered as 127.0.0.1.
+- The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
+  gRPC services still listen on every interface, guarded by Ray's token authentication (on by default
+  in the Ray release we test, 2.60); README "Security" says what that leaves to the user.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> tuple[obje
         ray.init(address=address, log_to_driver=False, logging_level="warning")
         return ray, False
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
-             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="warning")
+             log_to_driver=False, logging_level="warning")
     return ray, True
 
 
