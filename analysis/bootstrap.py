@@ -86,12 +86,13 @@ def optimum_samples(samples: np.ndarray, C: float) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         log_g = (np.log(p["alpha"] * p["A"]) - np.log(p["beta"] * p["B"])) / s
     log_c6 = math.log(float(C) / 6.0)
-    n_opt = np.exp(log_g + p["beta"] / s * log_c6)
-    d_opt = np.exp(-log_g + p["alpha"] / s * log_c6)
-    with np.errstate(divide="ignore"):
-        log_e = np.log(p["E"])
-    loss = np.exp(np.logaddexp(log_e, np.logaddexp(np.log(p["A"]) - p["alpha"] * np.log(n_opt),
-                                                   np.log(p["B"]) - p["beta"] * np.log(d_opt))))
+    # a degenerate replicate (α or β at 0) has no finite optimum: its values come out inf or NaN and the
+    # percentile intervals count only the finite ones (they report how many)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n_opt = np.exp(log_g + p["beta"] / s * log_c6)
+        d_opt = np.exp(-log_g + p["alpha"] / s * log_c6)
+        loss = np.exp(np.logaddexp(np.log(p["E"]), np.logaddexp(np.log(p["A"]) - p["alpha"] * np.log(n_opt),
+                                                                np.log(p["B"]) - p["beta"] * np.log(d_opt))))
     return {"n_opt": n_opt, "d_opt": d_opt, "loss": loss}
 
 

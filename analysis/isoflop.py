@@ -264,9 +264,11 @@ def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float 
         status = "edge"
     else:
         status = STATUS_OK
-    n_opt = math.exp(parabola.vertex) if math.isfinite(parabola.vertex) else math.nan
     half = norm.ppf(0.5 + level / 2) * parabola.vertex_se
-    interval = (math.exp(parabola.vertex - half), math.exp(parabola.vertex + half)) if math.isfinite(half) else nan_pair
+    with np.errstate(over="ignore"):  # a nearly flat profile puts its vertex far away: inf, flagged "outside"
+        n_opt = float(np.exp(parabola.vertex)) if math.isfinite(parabola.vertex) else math.nan
+        interval = ((float(np.exp(parabola.vertex - half)), float(np.exp(parabola.vertex + half)))
+                    if math.isfinite(half) else nan_pair)
     dropped = run_ids[parabola.dropped] if parabola.dropped is not None else None
     return BudgetProfile(
         budget=budget, run_ids=run_ids, n=n, loss=loss, parabola=parabola, n_opt=n_opt, n_opt_interval=interval,

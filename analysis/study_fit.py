@@ -278,8 +278,8 @@ def fit_all(
     def attempt(name: str, function, *args, **kwargs):
         try:
             results[name] = function(*args, **kwargs)
-        except ValueError as error:
-            skipped.append((name, str(error)))
+        except (ValueError, ArithmeticError) as error:  # recorded with its reason; the other fits go on
+            skipped.append((name, f"{type(error).__name__}: {error}" if isinstance(error, ArithmeticError) else str(error)))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

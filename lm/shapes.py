@@ -3,8 +3,10 @@
 The aspect-ratio rule: width grows with depth, d_model/n_layers within [24, 128], a band around
 64 (nanochat's depth dial uses d_model = 64·depth; Kaplan et al. 2020 §3.1 find loss within a few
 percent for d_model/n_layers from ~20 to ~200, so the band costs little and buys a dense ladder).
-Below d_model 64 (below ~10^5 parameters) any depth from 1 to 6 is allowed, because one layer per 64
-of width would leave gaps of 2× between neighbouring sizes. Widths step by 2 below 64, then 4, 8
+One-layer models are a last resort, taken only where no deeper shape lies within the ladder's step:
+one-layer Transformers cannot compose attention heads and in our sweeps sat visibly off the trend
+of deeper ones. Below d_model 64 (below ~10^5 parameters) any depth from 1 to 6 is allowed, because one layer per 64 of width would leave gaps of 2× between
+neighbouring sizes. Widths step by 2 below 64, then 4, 8
 (from 128), 16 (from 512) and 64 (from 1024); head_dim is `head_dim_for(d_model)`; d_ff comes from
 `swiglu_hidden_size`.
 Every allowed shape is counted under the chosen N convention, and a ladder is climbed through them:
@@ -28,20 +30,24 @@ from lm.model import ModelConfig, swiglu_hidden_size
 ASPECT = 64  # target d_model / n_layers
 ASPECT_BAND = (24, 128)
 MAX_D_MODEL = 32_768
+SINGLE_LAYER_PENALTY = 10.0  # one-layer models lie off the trend of deeper ones: a last resort on the ladder
 
 
 def head_dim_for(d_model: int) -> int:
-    """Head size: two heads below width 64 (one when d_model/2 is odd, since RoPE rotates pairs), then
-    the largest power of two dividing d_model up to 16 (below 128), 32 (below 256), 64 (below 2048), 128."""
+    """Head size: two heads below width 64 (one when d_model/2 is odd, since RoPE rotates pairs); from 64 the
+    even divisor of d_model nearest (in ratio) to 16 (below 128), 32 (below 256), 64 (below 2048), 128.
+    Nearest in ratio, not the largest below: d_model 76 gets 2 heads of 38, not 19 heads of 4, which
+    would run attention at a fraction of the speed on a CPU."""
     if d_model < 64:
         return d_model // 2 if d_model % 4 == 0 else d_model
     preferred = 16 if d_model < 128 else 32 if d_model < 256 else 64 if d_model < 2048 else 128
-    return next(h for h in (128, 64, 32, 16, 8, 4, 2) if h <= preferred and d_model % h == 0)
+    divisors = [h for h in range(2, d_model + 1, 2) if d_model % h == 0]
+    return min(divisors, key=lambda h: (abs(math.log(h / preferred)), -h))
 
 
 def _widths() -> np.ndarray:
-    """Allowed widths, spaced 2-6% apart: steps of 2 below 64, 4 below 128, 8 below 512, 16 below 1024, then 64."""
-    return np.concatenate([np.arange(16, 64, 2), np.arange(64, 128, 4), np.arange(128, 512, 8),
+    """Allowed widths from 8, spaced 2-6% apart: steps of 2 below 64, 4 below 128, 8 below 512, 16 below 1024, then 64."""
+    return np.concatenate([np.arange(8, 64, 2), np.arange(64, 128, 4), np.arange(128, 512, 8),
                            np.arange(512, 1024, 16), np.arange(1024, MAX_D_MODEL + 1, 64)])
 
 
@@ -76,11 +82,13 @@ def _ladder(convention: str, vocab_size: int, tie_embeddings: bool) -> tuple[lis
     order = np.argsort(counts, kind="stable")
     counts, layers, widths = counts[order], layers[order], widths[order]
     # among equally good proportions prefer the larger shape: ascending key, last index wins below
-    misproportion = np.abs(np.log(widths / (layers * ASPECT)))
+    misproportion = np.abs(np.log(widths / (layers * ASPECT))) + SINGLE_LAYER_PENALTY * (layers == 1)
     rungs = [0]
     while rungs[-1] < len(counts) - 1:
         i = rungs[-1]
-        hi = max(int(np.searchsorted(counts, counts[i] * MAX_STEP, side="right")), i + 2)
+        hi = int(np.searchsorted(counts, counts[i] * MAX_STEP, side="right"))
+        if hi <= i + 1:  # nothing within MAX_STEP: choose among those within MAX_STEP of the next shape
+            hi = int(np.searchsorted(counts, counts[i + 1] * MAX_STEP, side="right"))
         window = misproportion[i + 1 : hi]
         best = np.flatnonzero(window == window.min())[-1]
         rungs.append(i + 1 + int(best))
