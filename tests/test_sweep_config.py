@@ -34,7 +34,7 @@ def test_each_malformed_sweep_is_rejected_naming_the_file_and_key(path):
     assert len(caught.value.reason) > 10  # a reason, not just a key
 
 
-@pytest.mark.parametrize("name", ["tiny", "demo", "gpu", "cluster"])
+@pytest.mark.parametrize("name", ["tiny", "demo", "cpu-large", "gpu", "cluster"])
 def test_every_preset_validates_and_plans(name):
     assert name in preset_names()
     config = load_sweep(name)
