@@ -3,6 +3,9 @@
 import time
 from pathlib import Path
 
+from analysis.table import read_table
+from sweeps.plan import plan
+
 SWEEP = """
 name: {name}
 kind: isoflop
@@ -28,3 +31,14 @@ def wait_for(predicate, timeout=120.0, interval=0.2):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+def assert_every_run_completed_once(thread, reports, store, config):
+    """After a fault mid-launch: the launch finished, retried, and left one completed row per planned run."""
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    assert reports[0].retries >= 1
+    table = read_table(store)
+    assert len(table) == len(plan(config).runs) == table["run_id"].nunique()
+    assert (table["status"] == "completed").all()
+    return table

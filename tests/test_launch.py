@@ -13,7 +13,7 @@ from experiments import store as st
 from sweeps.config import load_sweep
 from sweeps.launch import launch
 from sweeps.plan import plan
-from sweep_helpers import sweep_file, wait_for
+from sweep_helpers import assert_every_run_completed_once, sweep_file, wait_for
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -62,14 +62,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_no_run_is_duplicated(lo
 
     victim, pid = wait_for(training_with_checkpoint)
     os.kill(pid, signal.SIGKILL)
-    thread.join(timeout=300)
-    assert not thread.is_alive()
-
-    report = reports[0]
-    assert report.retries >= 1
-    table = read_table(tmp_path)
-    assert len(table) == len(plan(config).runs) == table["run_id"].nunique()
-    assert (table["status"] == "completed").all()
+    assert_every_run_completed_once(thread, reports, tmp_path, config)
     killed = st.read_row(tmp_path, victim)
     assert killed["attempts"] == 2
     assert killed["resumed_from_step"] is not None and killed["resumed_from_step"] > 0
