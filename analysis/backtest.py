@@ -2,7 +2,8 @@
 
 The point of a scaling law is the extrapolation, so we score it the only honest way: hold out the
 largest budget(s) (or named runs), fit on the rest, and predict
-- each held-out run's final loss with Approach 3 (`parametric.fit_parametric` + `bootstrap`), and
+- each held-out run's final loss with Approach 3 (`parametric.fit_parametric` + `bootstrap`) and with the
+  loss frontier through Approach 2's minima (`frontier.fit_frontier`), and
 - each held-out budget's compute-optimal size N_opt with Approaches 2 and 3,
 reporting absolute and relative errors and whether the actual value lies inside the predicted interval.
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import bootstrap_parametric
+from analysis.frontier import fit_frontier
 from analysis.isoflop import assign_budgets, fit_isoflop, prepare_runs
 from analysis.parametric import fit_parametric
 from analysis.powerlaw import percentile_interval
@@ -52,7 +54,9 @@ class BacktestResult:
     """Predictions for the held-out runs and budgets from fits on the rest.
 
     mean_abs_loss_error, mean_rel_loss_error and loss_coverage (share of actual losses inside their
-    intervals) summarise `loss_predictions`; `n_opt_predictions` hold Approach 2's and 3's N_opt.
+    intervals) summarise Approach 3's `loss_predictions`; the `frontier_` fields the same for the loss frontier
+    (empty and NaN when Approach 2 could not be fitted on the training runs); `n_opt_predictions` hold
+    Approach 2's and 3's N_opt.
     """
 
     train_run_ids: tuple[str, ...]
@@ -63,6 +67,9 @@ class BacktestResult:
     mean_abs_loss_error: float
     mean_rel_loss_error: float
     loss_coverage: float
+    frontier_loss_predictions: tuple[Prediction, ...]
+    frontier_mean_rel_loss_error: float
+    frontier_loss_coverage: float
     level: float
     success: bool
     message: str
@@ -135,7 +142,13 @@ def backtest(
     held_budgets = assign_budgets(held, fill_missing=True)
     approach2 = _quiet(fit_isoflop, train, n_bootstrap=n_bootstrap, level=level, seed=seed)
     approach2_ok = not isinstance(approach2, Exception) and approach2.success
-    if not approach2_ok:
+    frontier_predictions = []
+    if approach2_ok:
+        frontier = fit_frontier(approach2, n_bootstrap=n_bootstrap, level=level, seed=seed)
+        for row in held.itertuples():
+            frontier_predictions.append(_prediction("loss", row.run_id, row.C, row.loss, frontier.predict_loss(row.N, row.C),
+                                                    frontier.prediction_interval(row.N, row.C, seed=seed)))
+    else:
         notes.append(f"Approach 2 on the training runs: {approach2 if isinstance(approach2, Exception) else approach2.message}")
     for budget in np.sort(held_budgets.unique()):
         members = held[held_budgets == budget]
@@ -155,14 +168,21 @@ def backtest(
     abs_errors = [p.abs_error for p in loss_predictions]
     rel_errors = [abs(p.rel_error) for p in loss_predictions]
     coverage = float(np.mean([p.inside_interval for p in loss_predictions]))
-    head = (f"held out {len(held)} run(s); loss mean |error| {np.mean(abs_errors):.4g} nats "
+    head = (f"held out {len(held)} run(s); Approach 3's loss mean |error| {np.mean(abs_errors):.4g} nats "
             f"({np.mean(rel_errors):.2%}), {coverage:.0%} inside their {level:.0%} intervals; {boot.message}")
+    frontier_error = frontier_coverage = float("nan")
+    if frontier_predictions:
+        frontier_error = float(np.mean([abs(p.rel_error) for p in frontier_predictions]))
+        frontier_coverage = float(np.mean([p.inside_interval for p in frontier_predictions]))
+        head += (f"; the loss frontier's mean |error| {frontier_error:.2%}, "
+                 f"{frontier_coverage:.0%} inside their intervals")
     return BacktestResult(
         train_run_ids=tuple(map(str, train["run_id"])), holdout_run_ids=tuple(map(str, held["run_id"])),
         holdout_budgets=tuple(float(b) for b in np.sort(held_budgets.unique())),
         loss_predictions=tuple(loss_predictions), n_opt_predictions=tuple(n_opt_predictions),
         mean_abs_loss_error=float(np.mean(abs_errors)), mean_rel_loss_error=float(np.mean(rel_errors)),
-        loss_coverage=coverage, level=level, success=fit.success, message="; ".join([head] + notes),
+        loss_coverage=coverage, frontier_loss_predictions=tuple(frontier_predictions),
+        frontier_mean_rel_loss_error=frontier_error, frontier_loss_coverage=frontier_coverage, level=level, success=fit.success, message="; ".join([head] + notes),
     )
 
 

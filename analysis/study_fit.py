@@ -1,4 +1,5 @@
-"""Fit a whole study at once: every approach, the Kaplan fits, hyperparameter laws, consistency, backtest.
+"""Fit a whole study at once: every approach, the loss frontier, the Kaplan fits, hyperparameter laws,
+consistency, backtest.
 
 `fit_all(runs, curves)` is what the CLI and the study report call. It cleans the table once (one
 `ExcludedRunsWarning` naming every excluded run). Where learning rate or batch size vary, the scaling-law
@@ -27,6 +28,7 @@ from analysis.backtest import BacktestResult, backtest
 from analysis.bootstrap import BootstrapResult, bootstrap_parametric
 from analysis.consistency import ConsistencyResult, ExponentEstimate, check_consistency, exponents_of
 from analysis.envelope import EnvelopeFit, fit_envelope
+from analysis.frontier import FrontierFit, fit_frontier
 from analysis.hyperparams import HyperparamFit, best_per_cell, fit_hyperparam_law, varies
 from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
@@ -46,6 +48,7 @@ class StudyFit:
     approach2: IsoFlopFit | None
     approach3: ParametricFit | None
     approach3_bootstrap: BootstrapResult | None
+    frontier: FrontierFit | None
     kaplan: KaplanFits | None
     lr_law: HyperparamFit | None
     batch_law: HyperparamFit | None
@@ -69,13 +72,22 @@ class StudyFit:
             return np.full(np.broadcast(np.asarray(N), np.asarray(D)).shape, math.nan)
         return self.approach3.predict_loss(N, D)
 
-    def predict_run(self, N: float, D: float, *, seed: int = 0) -> tuple[float, tuple[float, float]]:
-        """Approach 3's loss for one run of N parameters on D tokens, with a prediction interval at `level`.
+    def predict_run(self, N: float, D: float, *, by: str = "approach3", seed: int = 0) -> tuple[float, tuple[float, float]]:
+        """The loss of one run of N parameters on D tokens, with a prediction interval at `level`.
 
-        The interval combines the bootstrap's parameter uncertainty with run-to-run noise: each replicate's
-        prediction is multiplied by a residual of the fit resampled in log space (as the backtest does), so
-        it is the interval a single new run's loss should fall in, not only the law's. NaN without Approach 3.
+        by: "approach3" (L(N, D)) or "frontier" (the loss frontier through Approach 2's minima at C = 6·N·D,
+        plus its curvature penalty). Either interval combines the bootstrap's parameter uncertainty with
+        run-to-run noise, so it is the interval a single new run's loss should fall in, not only the law's.
+        For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space (as the
+        backtest does). NaN where that fit is missing.
         """
+        if by not in ("approach3", "frontier"):
+            raise ValueError(f"by must be 'approach3' or 'frontier', got {by!r}")
+        if by == "frontier":
+            if self.frontier is None:
+                return math.nan, NAN_PAIR
+            compute = 6 * float(N) * float(D)
+            return float(self.frontier.predict_loss(N, compute)), self.frontier.prediction_interval(N, compute, seed=seed)
         if self.approach3 is None:
             return math.nan, NAN_PAIR
         predicted = float(self.approach3.predict_loss(N, D))
@@ -122,7 +134,8 @@ class StudyFit:
     def predict_at(self, compute: float) -> dict:
         """The recommendation at compute C (FLOPs): per approach n_opt, d_opt, tokens_per_param (and Approach 3's
         loss), each with `<name>_interval`, and the fit's `success`; lr and batch_size from their laws where
-        fitted. Approaches 1 and 2 appear only when their power law was fitted. JSON-safe."""
+        fitted. Approaches 1 and 2 appear only when their power law was fitted; Approach 2's loss is the loss
+        frontier's L_opt(C). JSON-safe."""
         compute = float(compute)
         if not (math.isfinite(compute) and compute > 0):
             raise ValueError(f"compute must be a positive finite number of FLOPs, got {compute!r}")
@@ -138,6 +151,9 @@ class StudyFit:
                 "tokens_per_param": compute / (6 * n_opt**2),
                 "tokens_per_param_interval": [compute / (6 * hi**2), compute / (6 * lo**2)], "success": True,
             }
+        if "approach2" in out and self.frontier is not None:  # the loss there, from the frontier through its minima
+            out["approach2"]["loss"] = float(self.frontier.loss_at_optimum(compute))
+            out["approach2"]["loss_interval"] = list(self.frontier.loss_at_optimum_interval(compute))
         if self.approach3 is not None:
             out["approach3"] = {"success": self.approach3.success}
             for key, (value, interval) in self._approach3_optimum(compute).items():
@@ -159,6 +175,7 @@ class StudyFit:
             "approach1": _law_dict(self.approach1, extra=_envelope_extra),
             "approach2": _law_dict(self.approach2, extra=_isoflop_extra),
             "approach3": _parametric_dict(self.approach3, self.approach3_bootstrap),
+            "frontier": _frontier_dict(self.frontier),
             "kaplan": None if self.kaplan is None else {
                 name: _kaplan_dict(getattr(self.kaplan, name)) for name in
                 ("loss_vs_n", "loss_vs_n_irreducible", "loss_vs_c", "loss_vs_c_irreducible")},
@@ -219,6 +236,14 @@ def _parametric_dict(fit: ParametricFit | None, boot: BootstrapResult | None) ->
                                                            "n_converged": boot.n_converged, "message": boot.message}}
 
 
+def _frontier_dict(fit: FrontierFit | None) -> dict | None:
+    if fit is None:
+        return None
+    return {"G": fit.G, "gamma": fit.gamma, "gamma_interval": list(fit.gamma_interval), "kappa": fit.kappa,
+            "budgets": list(fit.budgets), "loss_opt": list(fit.loss_opt), "n_converged": fit.n_converged,
+            "success": fit.success, "message": fit.message}
+
+
 def _kaplan_dict(fit) -> dict:
     return {"E": fit.E, "x_c": fit.x_c, "alpha": fit.alpha, "alpha_se": fit.alpha_se, "n_points": len(fit.x),
             "success": fit.success, "message": fit.message}
@@ -239,6 +264,9 @@ def _backtest_dict(result: BacktestResult | None) -> dict | None:
             "mean_abs_loss_error": result.mean_abs_loss_error, "mean_rel_loss_error": result.mean_rel_loss_error,
             "loss_coverage": result.loss_coverage,
             "loss_predictions": [vars(p) for p in result.loss_predictions],
+            "frontier_mean_rel_loss_error": result.frontier_mean_rel_loss_error,
+            "frontier_loss_coverage": result.frontier_loss_coverage,
+            "frontier_loss_predictions": [vars(p) for p in result.frontier_loss_predictions],
             "n_opt_predictions": [vars(p) for p in result.n_opt_predictions],
             "success": result.success, "message": result.message}
 
@@ -303,6 +331,8 @@ def fit_all(
                 attempt("approach1", fit_envelope, curves, **boot)
         if 2 in approaches:
             attempt("approach2", fit_isoflop, scaling_runs, **boot)
+            if "approach2" in results and results["approach2"].success:
+                attempt("frontier", fit_frontier, results["approach2"], **boot)
         if 3 in approaches:
             attempt("approach3", fit_parametric, scaling_runs)
             if "approach3" in results:
@@ -332,7 +362,7 @@ def fit_all(
         warnings.warn(message, category, stacklevel=2)
     return StudyFit(
         approach1=results.get("approach1"), approach2=results.get("approach2"), approach3=results.get("approach3"),
-        approach3_bootstrap=results.get("approach3_bootstrap"), kaplan=results.get("kaplan"),
+        approach3_bootstrap=results.get("approach3_bootstrap"), frontier=results.get("frontier"), kaplan=results.get("kaplan"),
         lr_law=results.get("lr_law"), batch_law=results.get("batch_law"), consistency=results.get("consistency"),
         backtest=results.get("backtest"), skipped=tuple(skipped), warnings=tuple(messages), notes=tuple(notes), n_runs=len(runs),
         level=level, n_bootstrap=n_bootstrap, seed=seed,

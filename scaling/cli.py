@@ -162,7 +162,7 @@ def cmd_study(args) -> int:
     out = args.out or str(Path("studies") / config.name)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
-                       validation_factor=args.validation_factor, on_progress=launch_progress_printer(config.name), log=log)
+                       validation_factor=args.validation_factor, predictor=args.predictor, on_progress=launch_progress_printer(config.name), log=log)
     _print_study(result.summary)
     print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
     v = result.summary["validation"]
@@ -181,11 +181,17 @@ def _print_study(s: dict) -> None:
     a3 = fits.get("approach3")
     if a3:
         print(f"  L(N, D) = {a3['E']:.3f} + {a3['A']:.4g}/N^{a3['alpha']:.3f} + {a3['B']:.4g}/D^{a3['beta']:.3f}")
+    frontier = fits.get("frontier")
+    if frontier:
+        print(f"  loss frontier L_opt(C) = {frontier['G']:.4g}·C^-{frontier['gamma']:.4f}")
     if v.get("predicted_loss") is not None:
-        lo, hi = v["interval"] or (float("nan"), float("nan"))
-        print(f"validation at C = {v['budget']:.3g}: N = {v['n']:,}, D = {v['d']:,}: predicted loss "
-              f"{v['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], actual {v['actual_loss']:.4f}, error "
-              f"{v['relative_error']:+.2%}, {'inside' if v['inside_interval'] else 'OUTSIDE'} the interval")
+        print(f"validation at C = {v['budget']:.3g}: N = {v['n']:,}, D = {v['d']:,}, actual loss {v['actual_loss']:.4f}")
+        for name, p in v["by_predictor"].items():
+            lo, hi = p["interval"] or (float("nan"), float("nan"))
+            label = {"frontier": "loss frontier", "approach3": "approach 3"}[name]
+            headline = "  <- headline" if name == v["predicted_by"] else ""
+            print(f"  {label:<13} predicted {p['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], error "
+                  f"{p['relative_error']:+.2%}, {'inside' if p['inside_interval'] else 'OUTSIDE'} the interval{headline}")
     else:
         print(f"validation at C = {v['budget']:.3g}: no loss ({v['status']}: {v.get('error')})")
 
@@ -242,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=sweep_cli.default_store(), help="run store directory (default ./runs)")
     p.add_argument("--out", help="report folder (default ./studies/<sweep name>)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--predictor", choices=("frontier", "approach3"), default="frontier",
+                   help="which law designs and predicts the validation run: the loss frontier through Approach 2's "
+                        "IsoFLOP minima (default; assumes no loss floor within reach) or Approach 3's L(N, D) "
+                        "(fits the floor E; better when losses are near it). Both predictions are reported.")
     p.add_argument("--validation-factor", type=float, default=4.0,
                    help="validation budget as a multiple of the largest sweep budget (default 4, at least 4)")
     p.set_defaults(func=cmd_study)

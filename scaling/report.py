@@ -14,6 +14,9 @@ from pathlib import Path
 from analysis.table import write_text_atomic
 
 
+PREDICTORS = {"frontier": "loss frontier (Approach 2)", "approach3": "Approach 3 L(N, D)"}
+
+
 def _fmt(value, spec: str = ".4g") -> str:
     if value is None:
         return "–"
@@ -50,12 +53,17 @@ def _blocks(s: dict) -> list[tuple]:
                             f"fit ({v['n_opt_from']}) predicted N_opt = {v['n_opt_predicted']:.4g}; the model built "
                             f"for it has N = {v['n']:,} ({v['shape']['n_layers']} layers × {v['shape']['d_model']}, "
                             f"{v['shape']['n_heads']} heads) and trained on D = {v['d']:,} tokens with lr "
-                            f"{v['lr']:.3g} (from the {v['lr_from']}). Predicted loss {v['predicted_loss']:.4f}, "
-                            f"actual {v['actual_loss']:.4f}: error {v['relative_error']:+.2%}, {verdict} the "
-                            f"prediction interval {_interval(v['interval'], '.4f')}."))
-    blocks.append(("table", ["budget", "n", "d", "predicted_loss", "actual_loss", "relative_error", "inside_interval"],
-                   [[_fmt(v["budget"], ".3g"), _fmt(v["n"], ","), _fmt(v["d"], ","), _fmt(v.get("predicted_loss")),
-                     _fmt(v["actual_loss"]), _fmt(v.get("relative_error"), "+.2%"), _fmt(v.get("inside_interval"))]]))
+                            f"{v['lr']:.3g} (from the {v['lr_from']}). Predicted loss ({PREDICTORS[v['predicted_by']]}) "
+                            f"{v['predicted_loss']:.4f}, actual {v['actual_loss']:.4f}: error "
+                            f"{v['relative_error']:+.2%}, {verdict} the prediction interval "
+                            f"{_interval(v['interval'], '.4f')}. Which law designs and predicts the run is fixed "
+                            f"before it trains; both predictors are shown."))
+    blocks.append(("table", ["predictor", "budget", "n", "d", "predicted_loss", "interval", "actual_loss",
+                             "relative_error", "inside_interval"],
+                   [[PREDICTORS[name] + (" (headline)" if name == v.get("predicted_by") else ""), _fmt(v["budget"], ".3g"),
+                     _fmt(v["n"], ","), _fmt(v["d"], ","), _fmt(p["predicted_loss"]), _interval(p["interval"], ".4f"),
+                     _fmt(v["actual_loss"]), _fmt(p["relative_error"], "+.2%"), _fmt(p["inside_interval"])]
+                    for name, p in (v.get("by_predictor") or {}).items()]))
 
     blocks.append(("h2", "Fits"))
     a3 = fits.get("approach3")
@@ -83,6 +91,12 @@ def _blocks(s: dict) -> list[tuple]:
                        [[_fmt(b["budget"], ".3g"), _fmt(b["n_runs"]), _fmt(b["n_opt"], ".4g"),
                          _interval(b["n_opt_interval"]), _fmt(b["loss_opt"]), b["status"], _fmt(b["included"])]
                         for b in a2["budgets"]]))
+    frontier = fits.get("frontier")
+    if frontier:
+        blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = G·C^-γ (for a run off N_opt, "
+                            f"× (1 + κ·(ln N − ln N_opt)²)): G = {_fmt(frontier['G'])}, γ = {_fmt(frontier['gamma'], '.4f')} "
+                            f"{_interval(frontier['gamma_interval'], '.4f')}, κ = {_fmt(frontier['kappa'], '.3g')}. "
+                            f"{frontier['message']}"))
     for name, label in (("lr_law", "learning rate"), ("batch_size_law", "batch size")):
         law = fits.get(name)
         if law:
@@ -96,21 +110,29 @@ def _blocks(s: dict) -> list[tuple]:
     blocks.append(("h2", "Predictions"))
     rows = []
     for label, p in s["predictions"].items():
-        a3p = p.get("approach3") or {}
-        rows.append([label, _fmt(p["compute"], ".3g"), _fmt(a3p.get("n_opt"), ".4g"), _interval(a3p.get("n_opt_interval")),
-                     _fmt(a3p.get("d_opt"), ".4g"), _fmt(a3p.get("tokens_per_param"), ".3g"), _fmt(a3p.get("loss")),
-                     _interval(a3p.get("loss_interval"), ".4f"), _fmt(p.get("lr"), ".3g")])
-    blocks.append(("p", "Approach 3's compute-optimal allocation at budgets beyond the sweep (× its largest budget):"))
-    blocks.append(("table", ["budget", "C", "N_opt", "interval", "D_opt", "D/N", "loss", "loss interval", "lr"], rows))
+        for key, name in (("approach2", "2 + frontier"), ("approach3", "3")):
+            a = p.get(key) or {}
+            if a:
+                rows.append([label, _fmt(p["compute"], ".3g"), name, _fmt(a.get("n_opt"), ".4g"),
+                             _interval(a.get("n_opt_interval")), _fmt(a.get("d_opt"), ".4g"),
+                             _fmt(a.get("tokens_per_param"), ".3g"), _fmt(a.get("loss")),
+                             _interval(a.get("loss_interval"), ".4f"), _fmt(p.get("lr"), ".3g")])
+    blocks.append(("p", "The compute-optimal allocation and its loss at budgets beyond the sweep (× its largest "
+                        "budget), from Approach 2 with the loss frontier and from Approach 3. The frontier's loss "
+                        "intervals carry the runs' noise only, and the frontier has no floor: far beyond the sweep, "
+                        "where losses near their floor, it predicts too low; Approach 3's E is that floor:"))
+    blocks.append(("table", ["budget", "C", "approach", "N_opt", "interval", "D_opt", "D/N", "loss", "loss interval",
+                             "lr"], rows))
 
     bt = fits.get("backtest")
     if bt:
         blocks.append(("h2", "Backtest"))
         blocks.append(("p", "Fitted without the largest budget, predicting its runs: " + bt["message"]))
-        blocks.append(("table", ["run", "C", "actual", "predicted", "rel. error", "interval", "inside"],
-                       [[p["key"], _fmt(p["compute"], ".3g"), _fmt(p["actual"]), _fmt(p["predicted"]),
-                         _fmt(p["rel_error"], "+.2%"), _interval(p["interval"], ".4f"), _fmt(p["inside_interval"])]
-                        for p in bt["loss_predictions"]]))
+        rows = [[PREDICTORS[name], p["key"], _fmt(p["compute"], ".3g"), _fmt(p["actual"]), _fmt(p["predicted"]),
+                 _fmt(p["rel_error"], "+.2%"), _interval(p["interval"], ".4f"), _fmt(p["inside_interval"])]
+                for name, key in (("frontier", "frontier_loss_predictions"), ("approach3", "loss_predictions"))
+                for p in bt.get(key, [])]
+        blocks.append(("table", ["predictor", "run", "C", "actual", "predicted", "rel. error", "interval", "inside"], rows))
 
     blocks.append(("h2", "Plots"))
     for plot in s["plots"]:

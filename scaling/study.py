@@ -8,8 +8,18 @@ the error and whether the actual lies inside the prediction interval close the r
 
 The validation run is trained in this process on all local CPUs (or the GPU), not through Ray: it is one
 run, and the store still guarantees it is trained once (a finished run is returned, not retrained).
-The prediction compared with it is Approach 3's L(N, D) at the run's *actual* N and D (after the shape and
-the whole-steps rounding), with a prediction interval (parameter uncertainty × run-to-run noise).
+
+Which law designs and predicts it is fixed before it trains, by `predictor`:
+- "frontier" (the default): N_opt from Approach 2 (the IsoFLOP minima, measured directly) and the loss from
+  the loss frontier through those minima (`analysis.frontier`);
+- "approach3": N_opt and the loss from Approach 3's L(N, D).
+Each falls back to the other where its own fit is missing. Both predictors are evaluated at the run's
+*actual* N and D (after the shape and the whole-steps rounding), each with a prediction interval (parameter
+uncertainty and run-to-run noise), and both are reported; the headline is the one named in `predicted_by`.
+Why the frontier by default: Approach 3 must also identify the floor E, which a sweep of small models over a
+decade or two of compute pins poorly, and a wrong E bends its extrapolation. The frontier assumes no floor,
+so near one (losses close to E, as in Chinchilla's regime) it predicts too low; the report's backtest scores
+both predictors on the sweep's own largest budget, and says which to trust (docs/methods.md).
 """
 
 from __future__ import annotations
@@ -53,13 +63,22 @@ def _middle(values: list):
     return sorted(values)[len(values) // 2]
 
 
-def validation_spec(config: SweepConfig, template, fit, budget: float):
-    """The run that tests the fit: compute-optimal N and D at `budget`, the predicted lr where fitted."""
+PREDICTORS = ("frontier", "approach3")
+
+
+def validation_spec(config: SweepConfig, template, fit, budget: float, predictor: str = "frontier"):
+    """The run that tests the fit: compute-optimal N and D at `budget`, the predicted lr where fitted.
+
+    predictor "frontier" takes N_opt from Approach 2 and predicts with its loss frontier; "approach3" takes
+    both from Approach 3. Each falls back to the other approach (then Approach 1) where its own is missing."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     from lm.accounting import param_counts  # noqa: PLC0415
     from lm.shapes import shape_for_params  # noqa: PLC0415
 
     prediction = fit.predict_at(budget)
-    source = next((name for name in ("approach3", "approach2", "approach1")
+    order = ("approach2", "approach3", "approach1") if predictor == "frontier" else ("approach3", "approach2", "approach1")
+    source = next((name for name in order
                    if prediction.get(name, {}).get("n_opt") is not None), None)
     if source is None:
         raise ValueError("no approach produced a compute-optimal N, so there is nothing to validate; "
@@ -76,7 +95,9 @@ def validation_spec(config: SweepConfig, template, fit, budget: float):
     spec = dataclasses.replace(
         template, n_params=None, n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
         tokens=steps * tokens_per_step, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget))
-    return spec, {"n_opt_predicted": n_opt, "from": source, "lr_from": "lr law" if prediction.get("lr") else "sweep"}
+    predictor = "frontier" if source == "approach2" and fit.frontier is not None else "approach3"
+    return spec, {"n_opt_predicted": n_opt, "from": source, "predicted_by": predictor,
+                  "lr_from": "lr law" if prediction.get("lr") else "sweep"}
 
 
 def run_study(
@@ -87,6 +108,7 @@ def run_study(
     address: str | None = None,
     n_bootstrap: int = 1000,
     validation_factor: float = 4.0,
+    predictor: str = "frontier",
     on_progress: Callable | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> StudyResult:
@@ -98,6 +120,8 @@ def run_study(
     from sweeps.launch import launch, prepare_sweep_corpus  # noqa: PLC0415
     from sweeps.plan import plan  # noqa: PLC0415
 
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     if validation_factor < 4:
         raise ValueError(f"validation_factor must be at least 4 (a prediction well outside the sweep), got {validation_factor}")
     store, out_dir = Path(store).resolve(), Path(out_dir)
@@ -127,9 +151,9 @@ def run_study(
 
     largest = max(r.spec.budget or r.C for r in sweep_plan.runs)
     budget = validation_factor * largest
-    spec, how = validation_spec(config, sweep_plan.runs[0].spec, fit, budget)
-    log(f"validation run at C = {budget:.3g}: {spec.n_layers} layers × {spec.d_model} wide, "
-        f"D = {spec.tokens:,} tokens, lr {spec.lr:.3g} ({spec.run_id})")
+    spec, how = validation_spec(config, sweep_plan.runs[0].spec, fit, budget, predictor)
+    log(f"validation run at C = {budget:.3g}: {spec.n_layers} layers × {spec.d_model} wide (N_opt from "
+        f"{how['from']}), D = {spec.tokens:,} tokens, lr {spec.lr:.3g} ({spec.run_id})")
     t = time.monotonic()
     corpus = prepare_sweep_corpus(config, store)
     row = run_experiment(spec, store=store, corpus_path=corpus.path, sweep=f"{config.name}-validation",
@@ -159,14 +183,22 @@ def _validation(fit, spec, row: dict, budget: float, how: dict) -> dict:
            "batch_size": spec.batch_size, "shape": {"n_layers": spec.n_layers, "d_model": spec.d_model,
                                                     "n_heads": spec.n_heads},
            "flops": row["flops"], "wall_seconds": row["wall_seconds"], "actual_loss": row["loss"]}
+    out["predicted_by"] = how["predicted_by"]
     if row["status"] != "completed" or row["D"] is None:
         return out | {"predicted_loss": None, "interval": None, "relative_error": None, "inside_interval": None,
-                      "error": row.get("error")}
-    predicted, (lo, hi) = fit.predict_run(row["N"], row["D"])
-    actual = row["loss"]
+                      "by_predictor": {}, "error": row.get("error")}
+    by_predictor = {}
+    for name in ("frontier", "approach3"):
+        predicted, (lo, hi) = fit.predict_run(row["N"], row["D"], by=name)
+        if not math.isnan(predicted):
+            by_predictor[name] = _compared(predicted, lo, hi, row["loss"])
+    headline = by_predictor.get(how["predicted_by"]) or {
+        "predicted_loss": None, "interval": None, "relative_error": None, "inside_interval": None}
+    return out | headline | {"by_predictor": by_predictor}
+
+
+def _compared(predicted: float, lo: float, hi: float, actual: float) -> dict:
     known = not (math.isnan(lo) or math.isnan(hi))
-    return out | {
-        "predicted_loss": predicted, "interval": [lo, hi] if known else None,
-        "relative_error": (predicted - actual) / actual,
-        "inside_interval": bool(lo <= actual <= hi) if known else None,
-    }
+    return {"predicted_loss": predicted, "interval": [lo, hi] if known else None,
+            "relative_error": (predicted - actual) / actual,
+            "inside_interval": bool(lo <= actual <= hi) if known else None}

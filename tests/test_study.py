@@ -2,11 +2,18 @@
 trains nothing new."""
 
 import json
+import warnings
 
+import numpy as np
+import pytest
+
+from analysis.simulate import simulate_runs
+from analysis.study_fit import fit_all
 from experiments import store as st
 from scaling.cli import main
-from sweeps.plan import plan
+from scaling.study import validation_spec
 from sweeps.config import load_sweep
+from sweeps.plan import plan
 
 
 def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
@@ -23,6 +30,9 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
     largest = max(r.spec.budget for r in plan(load_sweep("tiny")).runs)
     assert validation["budget"] >= 4 * largest
     assert abs(validation["relative_error"] - (validation["predicted_loss"] / validation["actual_loss"] - 1)) < 1e-12
+    headline = validation["by_predictor"][validation["predicted_by"]]  # the headline is one of those reported
+    assert headline["predicted_loss"] == validation["predicted_loss"]
+    assert validation["predicted_by"] == ("frontier" if validation["n_opt_from"] == "approach2" else "approach3")
     assert summary["fits"]["approach3"]["alpha"] is not None
     assert summary["runs"]["trained_now"] == 6
     for name in ("report.md", "report.html"):
@@ -38,3 +48,24 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
     assert again["runs"]["trained_now"] == 0 and again["runs"]["already_done"] == 6
     assert st.read_row(store, validation["run_id"])["attempts"] == 1
     assert again["validation"]["actual_loss"] == validation["actual_loss"]
+
+
+def test_validation_run_follows_the_chosen_predictor():
+    """"frontier" builds the run at Approach 2's N_opt and predicts with the frontier; "approach3" uses Approach 3
+    for both; the choice is made before the run trains and an unknown name is refused."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_all(simulate_runs(budgets=np.geomspace(1e9, 1e11, 3), n_per_budget=7, width=6.0, noise=0.003),
+                      n_bootstrap=20, holdout=[])
+    config = load_sweep("tiny")
+    template = plan(config).runs[0].spec
+    budget = 4e11
+    by_frontier, how = validation_spec(config, template, fit, budget, "frontier")
+    assert how["from"] == "approach2" and how["predicted_by"] == "frontier"
+    assert how["n_opt_predicted"] == pytest.approx(float(fit.approach2.n_opt(budget)))
+    _, how3 = validation_spec(config, template, fit, budget, "approach3")
+    assert how3["from"] == "approach3" and how3["predicted_by"] == "approach3"
+    assert how3["n_opt_predicted"] == pytest.approx(float(fit.approach3.compute_optimal(budget)[0]))
+    assert by_frontier.budget == budget
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        validation_spec(config, template, fit, budget, "kaplan")

@@ -1,0 +1,129 @@
+"""The loss frontier recovers a known L_opt(C) and curvature, extrapolates it, gives prediction intervals that
+cover new runs at about their level, and takes its place in fit_all, the backtest and predict_at."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from analysis.backtest import backtest
+from analysis.frontier import fit_frontier
+from analysis.isoflop import fit_isoflop
+from analysis.parametric import CHINCHILLA_2022, compute_optimal, predict_loss
+from analysis.simulate import simulate_runs
+from analysis.study_fit import fit_all
+
+BUDGETS = np.geomspace(1e17, 1e19, 4)
+G, GAMMA, KAPPA, K_N, A = 40.0, 0.1, 0.05, 0.1, 0.5  # L_opt = G·C^-γ, N_opt = k_n·C^a
+
+
+def frontier_loss(N, C):
+    """The frontier's own form, exactly: what the fit should recover."""
+    off = np.log(N) - np.log(K_N * C**A)
+    return G * C**-GAMMA * (1 + KAPPA * off**2)
+
+
+def frontier_runs(noise=0.0, seed=0, budgets=BUDGETS):
+    """An IsoFLOP sweep (7 sizes over ±6× N_opt per budget) whose losses follow `frontier_loss` plus noise (nats)."""
+    runs = simulate_runs(budgets=budgets, n_per_budget=7, width=6.0, noise=0.0)
+    runs = runs.assign(N=np.geomspace(1 / 6, 6, 7)[np.arange(len(runs)) % 7] * K_N * runs["budget"] ** A)
+    runs["D"] = runs["budget"] / (6 * runs["N"])
+    runs["C"] = runs["budget"]
+    rng = np.random.default_rng(seed)
+    runs["loss"] = frontier_loss(runs["N"], runs["C"]) + noise * rng.standard_normal(len(runs))
+    return runs
+
+
+def fitted(runs, n_bootstrap=200, seed=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_frontier(fit_isoflop(runs, n_bootstrap=0), n_bootstrap=n_bootstrap, seed=seed)
+
+
+def test_recovers_an_exact_frontier_and_extrapolates_it():
+    """On noiseless losses of the frontier's own form, G, γ, κ and the loss 10× beyond the sweep come back."""
+    fit = fitted(frontier_runs(noise=0.0), n_bootstrap=0)
+    assert fit.success and fit.gamma == pytest.approx(GAMMA, rel=1e-6)
+    assert fit.G == pytest.approx(G, rel=1e-4)
+    # the parabola in log N is the form itself, so the vertex value and c2 are exact, and κ = c2 / L_opt
+    assert fit.kappa == pytest.approx(KAPPA, rel=1e-6)
+    far = 10 * BUDGETS[-1]
+    for factor in (1, 2.5, 0.3):
+        n = factor * K_N * far**A
+        assert float(fit.predict_loss(n, far)) == pytest.approx(frontier_loss(n, far), rel=1e-6)
+    assert math.isnan(fit.prediction_interval(1e8, far)[0])  # no replicates, no interval
+    assert "no bootstrap" in fit.message
+
+
+def test_a_run_off_the_optimum_is_predicted_worse():
+    fit = fitted(frontier_runs(noise=0.002))
+    c = 4 * BUDGETS[-1]
+    n_opt = fit.k_n * c**fit.a
+    at_opt = float(fit.predict_loss(n_opt, c))
+    assert at_opt == pytest.approx(float(fit.loss_at_optimum(c)), rel=1e-12)
+    assert float(fit.predict_loss(3 * n_opt, c)) > at_opt and float(fit.predict_loss(n_opt / 3, c)) > at_opt
+
+
+def test_prediction_intervals_cover_new_runs_at_about_their_level():
+    """Refit on 40 noisy sweeps; a new run at 4× the largest budget (with its own noise) falls inside the 95%
+    prediction interval in most of them, and the interval narrows when the noise does."""
+    c_new = 4 * BUDGETS[-1]
+    n_new = 1.5 * K_N * c_new**A
+    noise = 0.004
+    rng = np.random.default_rng(123)
+    inside, widths = [], []
+    for seed in range(40):
+        fit = fitted(frontier_runs(noise=noise, seed=seed), seed=seed)
+        lo, hi = fit.prediction_interval(n_new, c_new, seed=seed)
+        actual = frontier_loss(n_new, c_new) + noise * rng.standard_normal()
+        inside.append(lo <= actual <= hi)
+        widths.append(hi - lo)
+    assert 0.85 <= np.mean(inside) <= 1.0
+    quiet = fitted(frontier_runs(noise=noise / 4, seed=0))
+    assert np.subtract(*quiet.prediction_interval(n_new, c_new)[::-1]) < 0.5 * np.median(widths)
+
+
+def test_near_a_floor_the_frontier_underpredicts_and_the_backtest_shows_it():
+    """Chinchilla's law has a floor E ≈ 1.69 that dominates its loss at 1e17–1e19 FLOPs, so its frontier bends
+    away from a pure power law there: the frontier extrapolates too low, and the backtest, which scores both
+    predictors on the largest budget, says so (Approach 3, the law's own form, does better)."""
+    runs = simulate_runs(budgets=BUDGETS, n_per_budget=7, width=6.0, noise=0.002, seed=0)
+    c = 4 * BUDGETS[-1]
+    n_opt, d_opt = compute_optimal(CHINCHILLA_2022, c)
+    truth = float(predict_loss(CHINCHILLA_2022, n_opt, d_opt))
+    assert float(fitted(runs).predict_loss(n_opt, c)) < 0.985 * truth
+    result = backtest(runs, n_bootstrap=60, seed=0)
+    assert all(p.rel_error < 0 for p in result.frontier_loss_predictions)
+    assert result.frontier_mean_rel_loss_error > 2 * result.mean_rel_loss_error
+
+
+def test_needs_a_fitted_approach_2():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one_budget = fit_isoflop(frontier_runs(budgets=BUDGETS[:1]), n_bootstrap=0)
+    with pytest.raises(ValueError, match="Approach 2 did not fit"):
+        fit_frontier(one_budget)
+
+
+def test_fit_all_backtest_and_predict_at_carry_the_frontier():
+    runs = frontier_runs(noise=0.003)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_all(runs, n_bootstrap=50, seed=0)
+    assert fit.frontier is not None
+    summary = fit.to_dict()
+    assert summary["frontier"]["gamma"] == pytest.approx(GAMMA, rel=0.1)
+    at = fit.predict_at(4 * BUDGETS[-1])
+    lo, hi = at["approach2"]["loss_interval"]
+    assert lo < at["approach2"]["loss"] < hi
+    n, d = 1e8, 4 * BUDGETS[-1] / 6e8
+    predicted, (lo, hi) = fit.predict_run(n, d, by="frontier")
+    assert predicted == pytest.approx(float(fit.frontier.predict_loss(n, 6 * n * d))) and lo < predicted < hi
+    with pytest.raises(ValueError, match="by must be"):
+        fit.predict_run(n, d, by="approach9")
+    backtest = summary["backtest"]
+    held = set(backtest["holdout_run_ids"])
+    assert {p["key"] for p in backtest["frontier_loss_predictions"]} == held
+    # the frontier's own form, little noise: the held-out budget is predicted closely
+    assert backtest["frontier_mean_rel_loss_error"] < 0.01
