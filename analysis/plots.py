@@ -152,8 +152,9 @@ def _size_colourbar(ax: Axes, cmap, lo: float, hi: float) -> None:
 
 
 def plot_loss_vs_compute(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None = None) -> Axes:
-    """Final loss of every run against C, the compute frontier, and Approach 3's loss at the compute-optimal
-    allocation extended to 100× the largest budget, with its interval band."""
+    """Final loss of every run against C, the compute frontier, Approach 3's loss at the compute-optimal
+    allocation and the loss frontier through Approach 2's minima, extended to 100× the largest budget, with
+    their interval bands."""
     ax = _axes(ax)
     n = runs["N"].to_numpy(float)
     cmap = plt.get_cmap("cividis")
@@ -167,6 +168,13 @@ def plot_loss_vs_compute(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None =
         if np.isfinite(lo).any():
             ax.fill_between(compute, lo, hi, color=APPROACH_COLOURS[3], alpha=0.2, lw=0,
                             label=f"{fit.level:.0%} interval")
+    if fit.frontier is not None:
+        compute = _compute_range(runs)
+        bands = np.array([fit.frontier.loss_at_optimum_interval(c) for c in compute])
+        ax.plot(compute, fit.frontier.loss_at_optimum(compute), color=APPROACH_COLOURS[2], lw=1.5, ls="--",
+                label="loss frontier (Approach 2 minima)")
+        if np.isfinite(bands).any():
+            ax.fill_between(compute, bands[:, 0], bands[:, 1], color=APPROACH_COLOURS[2], alpha=0.15, lw=0)
     ax.axvline(runs["C"].max(), color="grey", lw=0.8, ls=":", label="largest budget")
     _size_colourbar(ax, cmap, np.log(n.min()), max(np.log(n.max()), np.log(n.min()) + 1e-9))
     ax.set_xscale("log")
