@@ -130,6 +130,8 @@ def fit_document(study, source: str) -> dict:
                      ("lr_law", study.lr_law), ("batch_size_law", study.batch_law)):
         if law is not None and law.success and law.law_samples.size:
             samples[key] = law.law_samples
+    if study.frontier is not None and study.frontier.samples.size:
+        samples["frontier"] = study.frontier.samples  # rows of ln G, gamma, ln k_n, a, kappa
     doc = {"format": FIT_FORMAT, "source": source} | study.to_dict()
     doc["samples"] = json_safe({k: np.asarray(v, dtype=float) for k, v in samples.items()})
     return doc
@@ -166,6 +168,11 @@ def fit_table(doc: dict) -> str:
             lines.append(f"Approach {number}  N_opt ∝ C^a   ({'ok' if law['success'] else 'NOT OK'}: {law['message']})")
             lines.append(f"  a      {_with_interval(law, 'a')}")
             lines.append(f"  b      {_with_interval(law, 'b')}")
+    frontier = doc.get("frontier")
+    if frontier:
+        lines.append(f"Loss frontier  L_opt(C) = G·C^-gamma through Approach 2's minima   ({frontier['message']})")
+        lines.append(f"  G      {_fmt(frontier['G'])}")
+        lines.append(f"  gamma  {_with_interval(frontier, 'gamma')}")
     for key, label in (("lr_law", "lr_opt"), ("batch_size_law", "batch_opt")):
         law = doc.get(key)
         if law:
@@ -213,6 +220,7 @@ def _law_samples(doc: dict, key: str):
 
 def predict_document(doc: dict, compute: float) -> dict:
     """The recommendation at compute C from a fit document: Approach 3 when fitted, else 2, else 1."""
+    import numpy as np
 
     from analysis.bootstrap import optimum_samples
     from analysis.parametric import ChinchillaParams, compute_optimal, predict_loss
@@ -228,6 +236,12 @@ def predict_document(doc: dict, compute: float) -> dict:
             out["by_approach"][key] = {"n_opt": n_opt, "n_opt_interval": _interval(n_s, level),
                                        "d_opt": compute / (6 * n_opt),
                                        "d_opt_interval": _interval(None if n_s is None else compute / (6 * n_s), level)}
+    frontier = doc.get("frontier")
+    if frontier and "approach2" in out["by_approach"]:  # Approach 2's loss: the frontier through its minima
+        s = _law_samples(doc, "frontier")
+        out["by_approach"]["approach2"]["loss"] = frontier["G"] * compute ** -frontier["gamma"]
+        out["by_approach"]["approach2"]["loss_interval"] = _interval(
+            None if s is None else np.exp(s[:, 0] - s[:, 1] * math.log(compute)), level)
     a3 = doc.get("approach3")
     if a3 and all(a3.get(k) is not None for k in ("E", "A", "B", "alpha", "beta")):
         params = ChinchillaParams(E=a3["E"], A=a3["A"], B=a3["B"], alpha=a3["alpha"], beta=a3["beta"])
@@ -346,6 +360,9 @@ def _predict_table(out: dict) -> str:
     for key, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("tokens_per_param", "D/N"), ("loss", "loss"),
                        ("lr", "lr"), ("batch_size", "batch size")):
         lines.append(f"  {label:<11} {_with_interval(out, key)}")
+    a2 = out["by_approach"].get("approach2") or {}
+    if out["approach"] != "approach2" and a2.get("loss") is not None:
+        lines.append(f"  loss (loss frontier, Approach 2's N_opt {a2['n_opt']:.4g}) {_with_interval(a2, 'loss')}")
     s = out["shape"]
     lines.append(f"  shape       {s['n_layers']} layers × d_model {s['d_model']}, {s['n_heads']} heads, d_ff {s['d_ff']}: "
                  f"N = {s['n_params']:,} ({s['convention']}, {s['n_params_vs_n_opt']:.3f}× N_opt)")

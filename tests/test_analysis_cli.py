@@ -57,6 +57,10 @@ def test_predict_from_fit_json_matches_the_closed_forms_and_builds_a_shape(fit_f
         assert lo < out[key] < hi, key
     assert out["lr"] == pytest.approx(doc["lr_law"]["k"] * 1e21 ** doc["lr_law"]["p"])
     assert "batch_size" in out  # no batch-size axis in this sweep: null, said so
+    frontier = doc["frontier"]  # Approach 2's loss is the loss frontier's, with an interval from its samples
+    a2 = out["by_approach"]["approach2"]
+    assert a2["loss"] == pytest.approx(frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
+    assert a2["loss_interval"][0] < a2["loss"] < a2["loss_interval"][1]
     shape = out["shape"]
     assert shape["n_params"] == pytest.approx(n_opt, rel=0.06)  # lm.shapes lands within 5% of a target
     assert shape["train_flops_6ND"] == pytest.approx(6 * shape["n_params"] * d_opt)
@@ -85,7 +89,9 @@ def test_fit_table_output_and_plot(store, tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", str(store), "--approach", "3", *FAST]) == 0
     text = capsys.readouterr().out
-    assert "Approach 3" in text and "alpha" in text and "Approach 2" not in text
+    assert "Approach 3" in text and "alpha" in text and "Approach 2" not in text and "Loss frontier" not in text
+    assert main(["fit", str(store), *FAST]) == 0
+    assert "Loss frontier" in capsys.readouterr().out
     assert main(["plot", str(store), "--out", str(tmp_path / "figs"), "--bootstrap", "20", "--approach", "3"]) == 0
     written = capsys.readouterr().out.split()
     assert written and all((tmp_path / "figs" / p.split("/")[-1]).is_file() for p in written)
