@@ -192,6 +192,8 @@ def _print_study(s: dict) -> None:
             headline = "  <- headline" if name == v["predicted_by"] else ""
             print(f"  {label:<13} predicted {p['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], error "
                   f"{p['relative_error']:+.2%}, {'inside' if p['inside_interval'] else 'OUTSIDE'} the interval{headline}")
+        if v.get("shape_note"):
+            print(f"  note: {v['shape_note']}")
     else:
         print(f"validation at C = {v['budget']:.3g}: no loss ({v['status']}: {v.get('error')})")
 

@@ -58,6 +58,8 @@ def _blocks(s: dict) -> list[tuple]:
                             f"{v['relative_error']:+.2%}, {verdict} the prediction interval "
                             f"{_interval(v['interval'], '.4f')}. Which law designs and predicts the run is fixed "
                             f"before it trains; both predictors are shown."))
+    if v.get("shape_note"):
+        blocks.append(("p", f"Note: {v['shape_note']}."))
     blocks.append(("table", ["predictor", "budget", "n", "d", "predicted_loss", "interval", "actual_loss",
                              "relative_error", "inside_interval"],
                    [[PREDICTORS[name] + (" (headline)" if name == v.get("predicted_by") else ""), _fmt(v["budget"], ".3g"),

@@ -160,6 +160,9 @@ def run_study(
                          device="auto", threads=os.cpu_count())
     timings["validation_seconds"] = time.monotonic() - t
     validation = _validation(fit, spec, row, budget, how)
+    validation["shape_note"] = depth_note(spec.n_layers, [(r.N, r.spec.n_layers) for r in sweep_plan.runs])
+    if validation["shape_note"]:
+        log(f"note: {validation['shape_note']}")
     timings["total_seconds"] = time.monotonic() - started
 
     summary = {
@@ -175,6 +178,20 @@ def run_study(
     }
     paths = write_report(summary, out_dir)
     return StudyResult(summary=summary, report_path=paths["md"], html_path=paths["html"], summary_path=paths["json"])
+
+
+def depth_note(validation_layers: int, sweep_models: list[tuple[int, int]]) -> str | None:
+    """A warning when the validation model's depth differs from that of the sweep's largest models (N at
+    least half the largest): at small sizes depth alone moves the loss by several percent (2 against 3-4
+    layers at 2e5-4e5 parameters: 3-7%, docs/performance.md), so the law is then tested on a shape family
+    it was not fitted on."""
+    largest = max(n for n, _ in sweep_models)
+    depths = sorted({layers for n, layers in sweep_models if n >= largest / 2})
+    if validation_layers in depths:
+        return None
+    return (f"the validation model has {validation_layers} layers, the sweep's largest models "
+            f"{' or '.join(map(str, depths))}: at small sizes depth alone can move the loss by several percent, "
+            f"so part of the error may be the change of shape family")
 
 
 def _validation(fit, spec, row: dict, budget: float, how: dict) -> dict:

@@ -11,7 +11,7 @@ from analysis.simulate import simulate_runs
 from analysis.study_fit import fit_all
 from experiments import store as st
 from scaling.cli import main
-from scaling.study import validation_spec
+from scaling.study import depth_note, validation_spec
 from sweeps.config import load_sweep
 from sweeps.plan import plan
 
@@ -30,6 +30,7 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
     largest = max(r.spec.budget for r in plan(load_sweep("tiny")).runs)
     assert validation["budget"] >= 4 * largest
     assert abs(validation["relative_error"] - (validation["predicted_loss"] / validation["actual_loss"] - 1)) < 1e-12
+    assert "shape_note" in validation
     headline = validation["by_predictor"][validation["predicted_by"]]  # the headline is one of those reported
     assert headline["predicted_loss"] == validation["predicted_loss"]
     assert validation["predicted_by"] == ("frontier" if validation["n_opt_from"] == "approach2" else "approach3")
@@ -67,5 +68,7 @@ def test_validation_run_follows_the_chosen_predictor():
     assert how3["from"] == "approach3" and how3["predicted_by"] == "approach3"
     assert how3["n_opt_predicted"] == pytest.approx(float(fit.approach3.compute_optimal(budget)[0]))
     assert by_frontier.budget == budget
+    assert depth_note(2, [(10, 4), (80, 2), (100, 2)]) is None and depth_note(3, [(60, 3), (100, 2)]) is None
+    assert "3 layers, the sweep's largest models 2" in depth_note(3, [(10, 3), (100, 2)])
     with pytest.raises(ValueError, match="predictor must be one of"):
         validation_spec(config, template, fit, budget, "kaplan")
