@@ -28,7 +28,8 @@ from lm.accounting import N_CONVENTIONS, param_counts
 from lm.model import ModelConfig, swiglu_hidden_size
 
 ASPECT = 64  # target d_model / n_layers
-ASPECT_BAND = (24, 128)
+ASPECT_BAND = (24, 128)  # allowed d_model / n_layers at the default aspect: 0.375× to 2× of it
+ASPECT_RANGE = (4, 1024)  # aspects a caller may ask for
 MAX_D_MODEL = 32_768
 SINGLE_LAYER_PENALTY = 10.0  # one-layer models lie off the trend of deeper ones: a last resort on the ladder
 
@@ -51,15 +52,16 @@ def _widths() -> np.ndarray:
                            np.arange(512, 1024, 16), np.arange(1024, MAX_D_MODEL + 1, 64)])
 
 
-@functools.lru_cache(maxsize=1)
-def _candidate_shapes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All allowed shapes as arrays (n_layers, d_model, d_ff)."""
+@functools.lru_cache(maxsize=8)
+def _candidate_shapes(aspect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All allowed shapes as arrays (n_layers, d_model, d_ff): d_model/n_layers within the band scaled to `aspect`."""
+    low, high = (bound * aspect / ASPECT for bound in ASPECT_BAND)
     layers, widths, hidden = [], [], []
     for d in _widths().tolist():
         if d < 64:  # below ~10^5 parameters one layer per 64 of width is too coarse a ladder
-            depths = np.arange(1, 7)
+            depths = np.arange(1, max(6, int(d // low)) + 1)
         else:
-            depths = np.arange(max(1, math.ceil(d / ASPECT_BAND[1])), d // ASPECT_BAND[0] + 1)
+            depths = np.arange(max(1, math.ceil(d / high)), max(1, int(d // low)) + 1)
         layers.append(depths)
         widths.append(np.full(len(depths), d))
         hidden.append(np.full(len(depths), swiglu_hidden_size(d)))
@@ -70,10 +72,10 @@ MAX_STEP = 1.09  # neighbouring rungs of the ladder differ by at most 9%, so any
 
 
 @functools.lru_cache(maxsize=64)
-def _ladder(convention: str, vocab_size: int, tie_embeddings: bool) -> tuple[list[int], list[tuple[int, int]]]:
+def _ladder(convention: str, vocab_size: int, tie_embeddings: bool, aspect: float) -> tuple[list[int], list[tuple[int, int]]]:
     """A sorted ladder of shapes: from each rung, the next is the best-proportioned shape among those
     at most MAX_STEP larger (ties: the larger). Returns (counts, shapes), both sorted by count."""
-    layers, widths, d_ff = _candidate_shapes()
+    layers, widths, d_ff = _candidate_shapes(aspect)
     counts = layers * (4 * widths**2 + 3 * widths * d_ff) + (2 * layers + 1) * widths
     if convention == "with_head":
         counts = counts + vocab_size * widths
@@ -82,7 +84,7 @@ def _ladder(convention: str, vocab_size: int, tie_embeddings: bool) -> tuple[lis
     order = np.argsort(counts, kind="stable")
     counts, layers, widths = counts[order], layers[order], widths[order]
     # among equally good proportions prefer the larger shape: ascending key, last index wins below
-    misproportion = np.abs(np.log(widths / (layers * ASPECT))) + SINGLE_LAYER_PENALTY * (layers == 1)
+    misproportion = np.abs(np.log(widths / (layers * aspect))) + SINGLE_LAYER_PENALTY * (layers == 1)
     rungs = [0]
     while rungs[-1] < len(counts) - 1:
         i = rungs[-1]
@@ -102,13 +104,21 @@ def shape_for_params(
     context_length: int,
     convention: str = "non_embedding",
     tie_embeddings: bool = False,
+    aspect: float = ASPECT,
 ) -> ModelConfig:
-    """The allowed shape whose parameter count under `convention` is nearest `n_target` (log distance)."""
+    """The allowed shape whose parameter count under `convention` is nearest `n_target` (log distance).
+
+    aspect: the target d_model / n_layers (default 64). Smaller is deeper: at 3.6·10^5 parameters (vocab 257,
+    with the head) 64 gives 2 layers × 116 and 24 gives 4 × 84, and at such sizes depth alone moved our
+    losses by 3-7% (docs/performance.md).
+    """
     if convention not in N_CONVENTIONS:
         raise ValueError(f"convention must be one of {N_CONVENTIONS}, got {convention!r}")
     if not (isinstance(n_target, (int, float)) and math.isfinite(n_target) and n_target > 0):
         raise ValueError(f"n_target must be a positive finite number, got {n_target!r}")
-    counts, shapes = _ladder(convention, vocab_size, tie_embeddings)
+    if not (isinstance(aspect, (int, float)) and ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]):
+        raise ValueError(f"aspect must be a number from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}, got {aspect!r}")
+    counts, shapes = _ladder(convention, vocab_size, tie_embeddings, float(aspect))
     i = bisect.bisect_left(counts, n_target)
     nearby = [j for j in (i - 1, i) if 0 <= j < len(counts)]
     best = min(nearby, key=lambda j: abs(math.log(counts[j] / n_target)))

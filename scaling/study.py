@@ -85,7 +85,8 @@ def validation_spec(config: SweepConfig, template, fit, budget: float, predictor
                          "see the fit's messages in the report")
     n_opt = prediction[source]["n_opt"]
     shape = shape_for_params(n_opt, vocab_size=template.vocab_size, context_length=template.context_length,
-                             convention=template.n_convention, tie_embeddings=template.tie_embeddings)
+                             convention=template.n_convention, tie_embeddings=template.tie_embeddings,
+                             aspect=config.training.aspect)  # the sweep's own shape rule
     n_actual = param_counts(shape).n(template.n_convention)
     batch = round(prediction["batch_size"]) if prediction.get("batch_size") else _middle(
         config.training.batch_sizes(N=n_actual, C=budget))

@@ -7,7 +7,8 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
     n_convention: with_head         # N that sizes models and gives C = 6·N·D (lm.accounting.N_CONVENTIONS)
     corpus:    {source, vocab_size (required); max_bytes, text_field, val_fraction, seed}
     training:  {context_length, batch_size, lr (required); schedule, warmup_fraction, min_lr_ratio,
-                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings}
+                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings,
+                aspect: 64 (target d_model / n_layers of the shapes sizes resolve to; smaller is deeper)}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null}
@@ -57,6 +58,7 @@ import yaml
 from experiments.store import check_name
 from lm.accounting import N_CONVENTIONS
 from lm.data import CorpusConfig
+from lm.shapes import ASPECT, ASPECT_RANGE
 from lm.device import PRECISIONS
 from lm.optim import SCHEDULES
 from lm.tokenizer import MIN_VOCAB_SIZE
@@ -156,6 +158,7 @@ class TrainingSection:
     precision: str = "auto"
     eval_tokens: int = 32_768
     tie_embeddings: bool = False
+    aspect: float = ASPECT  # target d_model / n_layers for shapes built from a size (lm.shapes)
 
     def __post_init__(self):
         _require(self.context_length >= 1, "context_length", f"must be >= 1, got {self.context_length!r}")
@@ -172,6 +175,8 @@ class TrainingSection:
                  f"must be in (0, 1], got {self.cooldown_fraction!r}")
         _require(self.schedule != "wsd" or self.warmup_fraction + self.cooldown_fraction <= 1, "cooldown_fraction",
                  "warmup_fraction + cooldown_fraction must not exceed 1 for the wsd schedule")
+        _require(ASPECT_RANGE[0] <= self.aspect <= ASPECT_RANGE[1], "aspect",
+                 f"must be from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]} (d_model per layer), got {self.aspect!r}")
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed!r}")
@@ -489,7 +494,7 @@ _READERS = {
     TrainingSection: dict(context_length=_integer, batch_size=_axis(_integer), lr=_axis(_number), schedule=_string,
                           warmup_fraction=_number, min_lr_ratio=_number, cooldown_fraction=_number,
                           weight_decay=_number, grad_clip=_number, seed=_integer, precision=_string,
-                          eval_tokens=_integer, tie_embeddings=_boolean),
+                          eval_tokens=_integer, tie_embeddings=_boolean, aspect=_number),
     Center: dict(tokens_per_param=_number, k=_number, p=_number),
     IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),
     Shape: dict(n_layers=_integer, d_model=_integer, n_heads=_integer),

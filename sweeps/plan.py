@@ -172,11 +172,11 @@ def _common(config: SweepConfig) -> dict:
 def _shape_for(config: SweepConfig, n_target: float, key: str) -> ModelConfig:
     t = config.training
     model = shape_for_params(n_target, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
-                             convention=config.n_convention, tie_embeddings=t.tie_embeddings)
+                             convention=config.n_convention, tie_embeddings=t.tie_embeddings, aspect=t.aspect)
     n = param_counts(model).n(config.n_convention)
     if not 1 / MAX_SIZE_ERROR <= n / n_target <= MAX_SIZE_ERROR:
         smallest = shape_for_params(1.0, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
-                                    convention=config.n_convention, tie_embeddings=t.tie_embeddings)
+                                    convention=config.n_convention, tie_embeddings=t.tie_embeddings, aspect=t.aspect)
         raise SweepConfigError(key, f"model size N={n_target:.4g} has no shape: the nearest has N={n:,} "
                                f"(the smallest model with vocab_size {config.corpus.vocab_size} has "
                                f"N={param_counts(smallest).n(config.n_convention):,} under {config.n_convention})")

@@ -135,6 +135,20 @@ def test_shapes_follow_the_aspect_rule_above_a_million_parameters():
         assert 24 <= cfg.d_model / cfg.n_layers <= 128
 
 
+@pytest.mark.parametrize("aspect", [16, 24, 128])
+def test_other_aspects_keep_the_ladder_monotone_and_within_five_percent(aspect):
+    previous = 0
+    for target in np.logspace(4, 9, 150):
+        cfg = shape_for_params(float(target), vocab_size=1000, context_length=64, aspect=aspect)
+        n = param_counts(cfg).non_embedding
+        assert abs(n / target - 1) <= 0.05 and n >= previous, (aspect, target, cfg)
+        previous = n
+    big = shape_for_params(1e8, vocab_size=1000, context_length=64, aspect=aspect)
+    assert 0.375 * aspect <= big.d_model / big.n_layers <= 2 * aspect
+    with pytest.raises(ValueError, match="aspect must be"):
+        shape_for_params(1e6, vocab_size=1000, context_length=64, aspect=2)
+
+
 def test_shapes_under_other_conventions_count_the_head():
     cfg = shape_for_params(2e6, vocab_size=4096, context_length=64, convention="with_head")
     assert abs(param_counts(cfg).with_head / 2e6 - 1) <= 0.05

@@ -113,6 +113,19 @@ def test_an_lr_rule_in_n_gives_each_size_its_own_rounded_rate():
     assert len({r.spec.lr for r in result.runs}) == len({r.N for r in result.runs})
 
 
+def test_a_smaller_aspect_builds_deeper_shapes_of_the_same_sizes():
+    """training.aspect (d_model per layer) reaches the shape ladder: at 3.6e5 parameters the default 64 gives
+    2 layers x 116 and an aspect of 24 gives 3 x 96, two of the shapes of the cpu-large diagnostics at 1.6e13."""
+    deep = config(**{"training.aspect": 24, "isoflop.budgets": [8e12], "isoflop.sizes_per_budget": 1,
+                     "isoflop.center": {"k": 6.5e-3, "p": 0.6}})
+    default = config(**{"isoflop.budgets": [8e12], "isoflop.sizes_per_budget": 1,
+                        "isoflop.center": {"k": 6.5e-3, "p": 0.6}})
+    (a,), (b,) = plan(deep).runs, plan(default).runs
+    assert (b.spec.n_layers, b.spec.d_model) == (2, 116) and (a.spec.n_layers, a.spec.d_model) == (3, 96)
+    assert a.spec.d_model / a.spec.n_layers < b.spec.d_model / b.spec.n_layers
+    assert a.N == pytest.approx(b.N, rel=0.1)
+
+
 def test_grid_runs_have_no_budget_and_d_follows_tokens_per_param():
     result = plan(config(GRID))
     assert len(result.runs) == 2 * 2 * 2
