@@ -146,8 +146,9 @@ def backtest(
     if approach2_ok:
         frontier = fit_frontier(approach2, n_bootstrap=n_bootstrap, level=level, seed=seed)
         for row in held.itertuples():
-            frontier_predictions.append(_prediction("loss", row.run_id, row.C, row.loss, frontier.predict_loss(row.N, row.C),
-                                                    frontier.prediction_interval(row.N, row.C, seed=seed)))
+            frontier_predictions.append(_prediction(
+                "loss", row.run_id, row.C, row.loss, frontier.predict_loss(row.N, row.C),
+                frontier.prediction_interval(row.N, row.C, seed=seed)))
     else:
         notes.append(f"Approach 2 on the training runs: {approach2 if isinstance(approach2, Exception) else approach2.message}")
     for budget in np.sort(held_budgets.unique()):
@@ -182,7 +183,8 @@ def backtest(
         loss_predictions=tuple(loss_predictions), n_opt_predictions=tuple(n_opt_predictions),
         mean_abs_loss_error=float(np.mean(abs_errors)), mean_rel_loss_error=float(np.mean(rel_errors)),
         loss_coverage=coverage, frontier_loss_predictions=tuple(frontier_predictions),
-        frontier_mean_rel_loss_error=frontier_error, frontier_loss_coverage=frontier_coverage, level=level, success=fit.success, message="; ".join([head] + notes),
+        frontier_mean_rel_loss_error=frontier_error, frontier_loss_coverage=frontier_coverage,
+        level=level, success=fit.success, message="; ".join([head] + notes),
     )
 
 

@@ -39,7 +39,7 @@ class FrontierFit:
     """L_opt(C) = G·C^−gamma through the IsoFLOP minima, plus the relative curvature `kappa` for runs off N_opt.
 
     `samples` holds one bootstrap replicate per row: ln G, gamma, ln k_n, a, kappa (N_opt = k_n·C^a);
-    `n_converged` counts the replicates whose every parabola still opened upward (the others are dropped).
+    `n_converged` counts the replicates kept: every parabola opened upward with its vertex among its runs.
     """
 
     G: float
@@ -60,36 +60,40 @@ class FrontierFit:
 
     def loss_at_optimum(self, compute) -> np.ndarray:
         """L_opt(C): the loss of a compute-optimal run at C FLOPs."""
-        return self.G * np.asarray(compute, dtype=float) ** -self.gamma
+        return _frontier_loss(math.log(self.G), self.gamma, compute)
 
     def predict_loss(self, N, compute) -> np.ndarray:
         """L(N, C): the frontier at C plus the curvature penalty for N away from Approach 2's N_opt(C)."""
-        N, compute = np.asarray(N, dtype=float), np.asarray(compute, dtype=float)
-        off = np.log(N) - np.log(self.k_n * compute**self.a)
-        return self.loss_at_optimum(compute) * (1 + self.kappa * off**2)
-
-    def _replicates(self, N, compute) -> np.ndarray:
-        log_g, gamma, log_k, a, kappa = self.samples.T
-        off = math.log(N) - (log_k + a * math.log(compute))
-        return np.exp(log_g - gamma * math.log(compute)) * (1 + kappa * off**2)
+        return _frontier_loss(math.log(self.G), self.gamma, compute, N, math.log(self.k_n), self.a, self.kappa)
 
     def loss_at_optimum_interval(self, compute: float) -> tuple[float, float]:
         """Interval of L_opt(C) from the bootstrap: the law's uncertainty, without a new run's noise."""
         log_g, gamma = self.samples[:, 0], self.samples[:, 1]
-        return tuple(percentile_interval(np.exp(log_g - gamma * math.log(compute)), self.level))
+        return tuple(percentile_interval(_frontier_loss(log_g, gamma, compute), self.level))
 
     def prediction_interval(self, N: float, compute: float, *, seed: int = 0) -> tuple[float, float]:
         """Where one new run of N parameters at C FLOPs should land: the bootstrap's L(N, C) plus the run's
         own noise (σ·ε). (nan, nan) without bootstrap replicates."""
         if self.samples.shape[0] < 2:
             return (math.nan, math.nan)
-        replicates = self._replicates(float(N), float(compute))
+        log_g, gamma, log_k, a, kappa = self.samples.T
+        replicates = _frontier_loss(log_g, gamma, compute, N, log_k, a, kappa)
         noise = self.noise_scale * np.random.default_rng(seed).standard_normal(replicates.size)
         return tuple(percentile_interval(replicates + noise, self.level))
 
 
+def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0):
+    """G·C^-γ, times (1 + κ·(ln N − ln N_opt(C))²) when N is given; parameters may be bootstrap arrays."""
+    log_c = np.log(np.asarray(compute, dtype=float))
+    loss = np.exp(log_g - gamma * log_c)
+    if N is None:
+        return loss
+    off = np.log(np.asarray(N, dtype=float)) - (log_k + a * log_c)
+    return loss * (1 + kappa * off**2)
+
+
 def _parabola_designs(fit: IsoFlopFit):
-    """Per included budget: (budget, design matrix over the kept runs, fitted losses there)."""
+    """Per included budget: (centre of its log N, design matrix over the kept runs, fitted losses there)."""
     out = []
     for profile in fit.profiles:
         if not profile.included:
@@ -100,7 +104,7 @@ def _parabola_designs(fit: IsoFlopFit):
             keep[parabola.dropped] = False
         u = np.log(profile.n[keep]) - parabola.x_center
         design = np.column_stack([np.ones_like(u), u, u * u])
-        out.append((profile.budget, parabola.x_center, design, parabola(np.log(profile.n[keep]))))
+        out.append((parabola.x_center, design, parabola(np.log(profile.n[keep]))))
     return out
 
 
@@ -133,18 +137,18 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
         rng = np.random.default_rng(seed)
         designs = _parabola_designs(isoflop)
         vertex_u, vertex_loss, curvature = [], [], []
-        for _, _, design, fitted in designs:
+        for _, design, fitted in designs:
             draws = fitted + sigma * rng.standard_normal((n_bootstrap, len(fitted)))
             c0, c1, c2 = np.linalg.lstsq(design, draws.T, rcond=None)[0]
             with np.errstate(divide="ignore", invalid="ignore"):
                 vertex_u.append(-c1 / (2 * c2))
                 vertex_loss.append(c0 - c1 * c1 / (4 * c2))
             curvature.append(c2)
-        centers = np.array([center for _, center, _, _ in designs])
+        centers = np.array([center for center, _, _ in designs])
         vertex_u, vertex_loss, curvature = (np.array(v).T for v in (vertex_u, vertex_loss, curvature))
         # Approach 2's own rule: a budget counts only with an upward parabola whose vertex lies among its runs
-        lo = np.array([design[:, 1].min() for _, _, design, _ in designs])
-        hi = np.array([design[:, 1].max() for _, _, design, _ in designs])
+        lo = np.array([design[:, 1].min() for _, design, _ in designs])
+        hi = np.array([design[:, 1].max() for _, design, _ in designs])
         ok = np.all((curvature > 0) & (vertex_loss > 0) & (vertex_u >= lo) & (vertex_u <= hi), axis=1)
         log_c = np.log(budgets)
         log_g, slope = _line(log_c, np.log(vertex_loss[ok]))
@@ -152,7 +156,8 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
         kappas = np.mean(curvature[ok] / vertex_loss[ok], axis=1)
         samples = np.column_stack([log_g, -slope, log_k, a, kappas])
         if not ok.all():
-            notes.append(f"{int((~ok).sum())} of {n_bootstrap} replicates dropped (a parabola opened downward or its vertex left the sampled sizes)")
+            notes.append(f"{int((~ok).sum())} of {n_bootstrap} replicates dropped "
+                         "(a parabola opened downward or its vertex left the sampled sizes)")
     else:
         notes.append("no bootstrap" if not n_bootstrap else "no interval: Approach 2's noise scale is unavailable")
     gamma_interval = (tuple(percentile_interval(samples[:, 1], level)) if len(samples) >= 2

@@ -362,7 +362,8 @@ def fit_all(
         warnings.warn(message, category, stacklevel=2)
     return StudyFit(
         approach1=results.get("approach1"), approach2=results.get("approach2"), approach3=results.get("approach3"),
-        approach3_bootstrap=results.get("approach3_bootstrap"), frontier=results.get("frontier"), kaplan=results.get("kaplan"),
+        approach3_bootstrap=results.get("approach3_bootstrap"), frontier=results.get("frontier"),
+        kaplan=results.get("kaplan"),
         lr_law=results.get("lr_law"), batch_law=results.get("batch_law"), consistency=results.get("consistency"),
         backtest=results.get("backtest"), skipped=tuple(skipped), warnings=tuple(messages), notes=tuple(notes), n_runs=len(runs),
         level=level, n_bootstrap=n_bootstrap, seed=seed,

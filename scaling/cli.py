@@ -162,7 +162,8 @@ def cmd_study(args) -> int:
     out = args.out or str(Path("studies") / config.name)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
-                       validation_factor=args.validation_factor, predictor=args.predictor, on_progress=launch_progress_printer(config.name), log=log)
+                       validation_factor=args.validation_factor, predictor=args.predictor,
+                       on_progress=launch_progress_printer(config.name), log=log)
     _print_study(result.summary)
     print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
     v = result.summary["validation"]

@@ -64,6 +64,12 @@ def _middle(values: list):
 
 
 PREDICTORS = ("frontier", "approach3")
+NO_PREDICTION = {"predicted_loss": None, "interval": None, "relative_error": None, "inside_interval": None}
+
+
+def _check_predictor(predictor: str) -> None:
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
 
 
 def validation_spec(config: SweepConfig, template, fit, budget: float, predictor: str = "frontier"):
@@ -71,8 +77,7 @@ def validation_spec(config: SweepConfig, template, fit, budget: float, predictor
 
     predictor "frontier" takes N_opt from Approach 2 and predicts with its loss frontier; "approach3" takes
     both from Approach 3. Each falls back to the other approach (then Approach 1) where its own is missing."""
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+    _check_predictor(predictor)
     from lm.accounting import param_counts  # noqa: PLC0415
     from lm.shapes import shape_for_params  # noqa: PLC0415
 
@@ -121,8 +126,7 @@ def run_study(
     from sweeps.launch import launch, prepare_sweep_corpus  # noqa: PLC0415
     from sweeps.plan import plan  # noqa: PLC0415
 
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+    _check_predictor(predictor)  # before the sweep, not after it
     if validation_factor < 4:
         raise ValueError(f"validation_factor must be at least 4 (a prediction well outside the sweep), got {validation_factor}")
     store, out_dir = Path(store).resolve(), Path(out_dir)
@@ -203,16 +207,13 @@ def _validation(fit, spec, row: dict, budget: float, how: dict) -> dict:
            "flops": row["flops"], "wall_seconds": row["wall_seconds"], "actual_loss": row["loss"]}
     out["predicted_by"] = how["predicted_by"]
     if row["status"] != "completed" or row["D"] is None:
-        return out | {"predicted_loss": None, "interval": None, "relative_error": None, "inside_interval": None,
-                      "by_predictor": {}, "error": row.get("error")}
+        return out | NO_PREDICTION | {"by_predictor": {}, "error": row.get("error")}
     by_predictor = {}
-    for name in ("frontier", "approach3"):
+    for name in PREDICTORS:
         predicted, (lo, hi) = fit.predict_run(row["N"], row["D"], by=name)
         if not math.isnan(predicted):
             by_predictor[name] = _compared(predicted, lo, hi, row["loss"])
-    headline = by_predictor.get(how["predicted_by"]) or {
-        "predicted_loss": None, "interval": None, "relative_error": None, "inside_interval": None}
-    return out | headline | {"by_predictor": by_predictor}
+    return out | by_predictor.get(how["predicted_by"], NO_PREDICTION) | {"by_predictor": by_predictor}
 
 
 def _compared(predicted: float, lo: float, hi: float, actual: float) -> dict:
