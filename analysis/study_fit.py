@@ -1,14 +1,14 @@
 """Fit a whole study at once: every approach, the loss frontier, the Kaplan fits, hyperparameter laws,
-consistency, backtest.
+consistency, backtest, and the headline predictor.
 
-`fit_all(runs, curves)` is what the CLI and the study report call. It cleans the table once (one
-`ExcludedRunsWarning` naming every excluded run). Where learning rate or batch size vary, the scaling-law
-fits (Approaches 1–3, Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the
-hyperparameter laws see every run. Each component runs independently: a component
-that cannot be fitted (too few budgets, no curves, no lr axis, ...) is recorded in `skipped` with the
-reason instead of failing the others. Warnings raised by the fits are collected in `warnings` (and
-re-raised once each). `StudyFit.to_dict()` is the JSON form (NaN as null); `predict_at(C)` the
-recommendation at a compute budget from every approach fitted.
+`fit_all(runs, curves)` is what the CLI and the study call. It cleans the table once (the exclusions become
+one warning in the result). Where learning rate or batch size vary, the scaling-law fits (Approaches 1–3,
+Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the hyperparameter laws see
+every run. Each component runs independently: a component that cannot be fitted (too few budgets, no
+curves, no lr axis, ...) is recorded in `skipped` with the reason instead of failing the others. What the
+fits warn of is collected once into `StudyFit.warnings` and not raised again: callers print it.
+`StudyFit.to_dict()` is the JSON form and `StudyFit.from_dict` loads it back into the same objects;
+`predict_at(C)` is the one prediction every command reads (`analysis.prediction`).
 
 Names follow the papers: Approach 3's E, A, B, alpha, beta (Hoffmann et al. 2022, eq. 2); exponents a
 (N_opt ∝ C^a) and b (D_opt ∝ C^b); every estimate with its `<name>_interval` at `level`.
@@ -16,6 +16,7 @@ Names follow the papers: Approach 3's E, A, B, alpha, beta (Hoffmann et al. 2022
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -34,15 +35,21 @@ from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
 from analysis.parametric import ParametricFit, fit_parametric
 from analysis.powerlaw import percentile_interval
+from analysis.prediction import (APPROACH_NAMES, NAN_PAIR, PREDICTOR_NAMES, PREDICTORS, UNKNOWN, Allocation, Estimate,
+                                 Headline, NoFitError, Prediction, allocation_from_n_opt, choose_headline)
+from analysis.serialize import from_tree, to_tree
 from analysis.table import usable_runs
 
-APPROACH_NAMES = {1: "Approach 1 (envelope)", 2: "Approach 2 (IsoFLOP)", 3: "Approach 3 (parametric)"}
-NAN_PAIR = (math.nan, math.nan)
+APPROACH_KEYS = {1: "approach1", 2: "approach2", 3: "approach3"}
 
 
 @dataclass(frozen=True)
 class StudyFit:
-    """Every result of a study's fit; None where a component was not fitted (`skipped` says why)."""
+    """Every result of a study's fit; None where a component was not fitted (`skipped` says why).
+
+    `headline` is the predictor every prediction leads with (`analysis.prediction`), chosen once here;
+    `largest_budget` the largest compute among the fitted runs, from which predictions count how far out
+    they are; `warnings` what the fits warned of, each once."""
 
     approach1: EnvelopeFit | None
     approach2: IsoFlopFit | None
@@ -54,6 +61,8 @@ class StudyFit:
     batch_law: HyperparamFit | None
     consistency: ConsistencyResult | None
     backtest: BacktestResult | None
+    headline: Headline | None
+    largest_budget: float
     skipped: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
@@ -66,13 +75,22 @@ class StudyFit:
     def has_parametric(self) -> bool:
         return self.approach3 is not None
 
+    def to_dict(self) -> dict:
+        """JSON-safe form of every component (NaN and ±inf as None); `from_dict` rebuilds the same objects."""
+        return to_tree(self)
+
+    @classmethod
+    def from_dict(cls, tree: dict) -> StudyFit:
+        """The fit that `to_dict` wrote (ValueError naming the field when the tree does not fit)."""
+        return from_tree(cls, tree)
+
     def predict_loss(self, N, D) -> np.ndarray:
         """Approach 3's L(N, D) (NaN where Approach 3 was not fitted)."""
         if self.approach3 is None:
             return np.full(np.broadcast(np.asarray(N), np.asarray(D)).shape, math.nan)
         return self.approach3.predict_loss(N, D)
 
-    def predict_run(self, N: float, D: float, *, by: str = "approach3", seed: int = 0) -> tuple[float, tuple[float, float]]:
+    def predict_run(self, N: float, D: float, *, by: str = "approach3", seed: int = 0) -> Estimate:
         """The loss of one run of N parameters on D tokens, with a prediction interval at `level`.
 
         by: "approach3" (L(N, D)) or "frontier" (the loss frontier through Approach 2's minima at C = 6·N·D,
@@ -81,47 +99,66 @@ class StudyFit:
         For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space (as the
         backtest does). NaN where that fit is missing.
         """
-        if by not in ("approach3", "frontier"):
-            raise ValueError(f"by must be 'approach3' or 'frontier', got {by!r}")
+        if by not in PREDICTORS:
+            raise ValueError(f"by must be one of {PREDICTORS}, got {by!r}")
         if by == "frontier":
             if self.frontier is None:
-                return math.nan, NAN_PAIR
+                return UNKNOWN
             compute = 6 * float(N) * float(D)
-            return float(self.frontier.predict_loss(N, compute)), self.frontier.prediction_interval(N, compute, seed=seed)
+            return Estimate(self.frontier.predict_loss(N, compute), self.frontier.prediction_interval(N, compute, seed=seed))
         if self.approach3 is None:
-            return math.nan, NAN_PAIR
+            return UNKNOWN
         predicted = float(self.approach3.predict_loss(N, D))
         if self.approach3_bootstrap is None or self.approach3_bootstrap.n_converged < 2:
-            return predicted, NAN_PAIR
+            return Estimate(predicted)
         replicates = np.asarray(self.approach3_bootstrap.loss_samples(N, D), dtype=float).ravel()
         noise = np.exp(-np.random.default_rng(seed).choice(self.approach3.residuals, size=replicates.size))
-        return predicted, tuple(percentile_interval(replicates * noise, self.level))
+        return Estimate(predicted, percentile_interval(replicates * noise, self.level))
 
-    def _approach3_optimum(self, compute: float) -> dict[str, tuple[float, tuple[float, float]]]:
-        """N_opt, D_opt, D/N and the loss there at C: (value, interval) from Approach 3 and its bootstrap."""
+    def _approach3_allocation(self, compute: float) -> Allocation:
+        """Approach 3's N_opt, D_opt, D/N and the loss there at C, with intervals from its bootstrap."""
         n_opt, d_opt = (float(v) for v in self.approach3.compute_optimal(compute))
         values = {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt,
                   "loss": float(self.approach3.predict_loss(n_opt, d_opt))}
-        if self.approach3_bootstrap is None or self.approach3_bootstrap.n_converged < 2:
-            return {k: (v, NAN_PAIR) for k, v in values.items()}
-        samples = self.approach3_bootstrap.compute_optimal_samples(compute)
-        samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
-        return {k: (v, tuple(percentile_interval(samples[k], self.level))) for k, v in values.items()}
+        boot = self.approach3_bootstrap
+        if boot is None or boot.n_converged < 2:
+            estimates = {k: Estimate(v) for k, v in values.items()}
+        else:
+            samples = boot.compute_optimal_samples(compute)
+            samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
+            estimates = {k: Estimate(v, percentile_interval(samples[k], self.level)) for k, v in values.items()}
+        return Allocation(approach="approach3", success=self.approach3.success, **estimates)
+
+    def allocations(self, compute: float) -> tuple[Allocation, ...]:
+        """Every fitted approach's allocation at C; Approach 2's loss is the loss frontier's L_opt(C)."""
+        out = []
+        for name, law in (("approach1", self.approach1), ("approach2", self.approach2)):
+            if law is None or not law.success:
+                continue
+            loss = UNKNOWN
+            if name == "approach2" and self.frontier is not None:
+                loss = Estimate(self.frontier.loss_at_optimum(compute), self.frontier.loss_at_optimum_interval(compute))
+            out.append(allocation_from_n_opt(name, compute, float(law.n_opt(compute)), law.n_opt_interval(compute),
+                                             loss=loss))
+        if self.approach3 is not None:
+            out.append(self._approach3_allocation(compute))
+        return tuple(out)
 
     def loss_at_optimum(self, compute) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """(C, loss, lo, hi): Approach 3's loss at N_opt(C) with its interval, over an array of C; None without it."""
-        if self.approach3 is None:
-            return None
-        compute = np.asarray(compute, dtype=float)
-        rows = [self._approach3_optimum(c)["loss"] for c in compute]
-        return compute, np.array([r[0] for r in rows]), np.array([r[1][0] for r in rows]), np.array([r[1][1] for r in rows])
+        band = self._approach3_band(compute, "loss")
+        return None if band is None else (np.asarray(compute, dtype=float), *band)
 
     def allocation_band(self, compute, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(value, lo, hi) of Approach 3's `key` ("n_opt" or "d_opt") over an array of C; None without it."""
+        return self._approach3_band(compute, key)
+
+    def _approach3_band(self, compute, key: str):
         if self.approach3 is None:
             return None
-        rows = [self._approach3_optimum(c)[key] for c in np.asarray(compute, dtype=float)]
-        return np.array([r[0] for r in rows]), np.array([r[1][0] for r in rows]), np.array([r[1][1] for r in rows])
+        estimates = [getattr(self._approach3_allocation(c), key) for c in np.asarray(compute, dtype=float)]
+        return (np.array([e.value for e in estimates]), np.array([e.interval[0] for e in estimates]),
+                np.array([e.interval[1] for e in estimates]))
 
     def exponents(self) -> dict[int, dict[str, float]]:
         """{approach: {"a": a, "b": b}} for every approach fitted successfully."""
@@ -131,150 +168,72 @@ class StudyFit:
                 out[number] = {"a": float(result.a), "b": float(result.b)}
         return out
 
-    def predict_at(self, compute: float) -> dict:
-        """The recommendation at compute C (FLOPs): per approach n_opt, d_opt, tokens_per_param (and Approach 3's
-        loss), each with `<name>_interval`, and the fit's `success`; lr and batch_size from their laws where
-        fitted. Approaches 1 and 2 appear only when their power law was fitted; Approach 2's loss is the loss
-        frontier's L_opt(C). JSON-safe."""
+    def headline_for(self, predictor: str | None = None) -> Headline:
+        """The fit's headline, or the one a caller asks for by name (`--predictor`), falling back to the
+        fit's own when the asked-for predictor was not fitted. ValueError when no approach was fitted."""
+        if self.headline is None:
+            raise NoFitError("no approach could be fitted, so there is nothing to predict from: "
+                             + ("; ".join(f"{k}: {r}" for k, r in self.skipped) or "see the fit's messages"))
+        if predictor in (None, "auto") or predictor == self.headline.predictor:
+            return self.headline
+        if predictor not in PREDICTORS:
+            raise ValueError(f"predictor must be 'auto' or one of {PREDICTORS}, got {predictor!r}")
+        fitted = self.approach3 is not None and self.approach3.success if predictor == "approach3" else (
+            self.frontier is not None and self.approach2 is not None and self.approach2.success)
+        if not fitted:
+            return dataclasses.replace(self.headline, reason=f"{PREDICTOR_NAMES[predictor]} was asked for but not "
+                                                             f"fitted; {self.headline.reason}")
+        return dataclasses.replace(self.headline, predictor=predictor, reason="asked for by name (--predictor)")
+
+    def predict_at(self, compute: float, *, predictor: str | None = None) -> Prediction:
+        """The recommendation at compute C (FLOPs): every approach's allocation with intervals, lr and batch
+        size from their laws where fitted, the headline (`headline_for(predictor)`) and warnings."""
         compute = float(compute)
         if not (math.isfinite(compute) and compute > 0):
             raise ValueError(f"compute must be a positive finite number of FLOPs, got {compute!r}")
-        out: dict = {"compute": compute}
-        for name, law in (("approach1", self.approach1), ("approach2", self.approach2)):
-            if law is None or not law.success:
-                continue
-            n_opt = float(law.n_opt(compute))
-            lo, hi = law.n_opt_interval(compute)
-            out[name] = {
-                "n_opt": n_opt, "n_opt_interval": [lo, hi],
-                "d_opt": compute / (6 * n_opt), "d_opt_interval": [compute / (6 * hi), compute / (6 * lo)],
-                "tokens_per_param": compute / (6 * n_opt**2),
-                "tokens_per_param_interval": [compute / (6 * hi**2), compute / (6 * lo**2)], "success": True,
-            }
-        if "approach2" in out and self.frontier is not None:  # the loss there, from the frontier through its minima
-            out["approach2"]["loss"] = float(self.frontier.loss_at_optimum(compute))
-            out["approach2"]["loss_interval"] = list(self.frontier.loss_at_optimum_interval(compute))
-        if self.approach3 is not None:
-            out["approach3"] = {"success": self.approach3.success}
-            for key, (value, interval) in self._approach3_optimum(compute).items():
-                out["approach3"][key] = value
-                out["approach3"][f"{key}_interval"] = list(interval)
+        headline = self.headline_for(predictor)
+        laws = {}
         for name, law in (("lr", self.lr_law), ("batch_size", self.batch_law)):
-            if law is not None and law.success:
-                out[name] = float(law.predict(compute))
-                out[f"{name}_interval"] = list(law.interval(compute))
-        return json_safe(out)
+            laws[name] = Estimate(law.predict(compute), law.interval(compute)) if law is not None and law.success else UNKNOWN
+        allocations = self.allocations(compute)
+        extrapolation = compute / self.largest_budget if self.largest_budget > 0 else math.nan
+        return Prediction(compute=compute, level=self.level, allocations=allocations, headline=headline,
+                          extrapolation=extrapolation, warnings=self._floor_warnings(allocations, extrapolation),
+                          **laws)
 
-    def to_dict(self) -> dict:
-        """JSON-safe summary of every component (NaN and ±inf become None)."""
-        return json_safe({
-            "n_runs": self.n_runs, "level": self.level, "n_bootstrap": self.n_bootstrap, "seed": self.seed,
-            "skipped": {name: reason for name, reason in self.skipped},
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-            "approach1": _law_dict(self.approach1, extra=_envelope_extra),
-            "approach2": _law_dict(self.approach2, extra=_isoflop_extra),
-            "approach3": _parametric_dict(self.approach3, self.approach3_bootstrap),
-            "frontier": _frontier_dict(self.frontier),
-            "kaplan": None if self.kaplan is None else {
-                name: _kaplan_dict(getattr(self.kaplan, name)) for name in
-                ("loss_vs_n", "loss_vs_n_irreducible", "loss_vs_c", "loss_vs_c_irreducible")},
-            "lr_law": _hyper_dict(self.lr_law),
-            "batch_size_law": _hyper_dict(self.batch_law),
-            "consistency": None if self.consistency is None else {
-                "estimates": [vars(e) for e in self.consistency.estimates],
-                "disagreements": list(self.consistency.disagreements),
-                "consistent": self.consistency.consistent, "message": self.consistency.message},
-            "backtest": _backtest_dict(self.backtest),
-        })
+    def floors(self) -> dict[str, float]:
+        """Each fitted law's irreducible loss: Approach 3's E, and the frontier's where it has one."""
+        out = {}
+        if self.approach3 is not None and self.approach3.success:
+            out["Approach 3"] = float(self.approach3.E)
+        return out
+
+    def _floor_warnings(self, allocations, extrapolation: float) -> tuple[str, ...]:
+        out = []
+        for allocation in allocations:
+            for law, floor in self.floors().items():
+                if allocation.loss.known and allocation.loss.value < floor:
+                    out.append(f"{allocation.name}'s predicted loss {allocation.loss.value:.4g} at {extrapolation:.3g}× "
+                               f"the largest budget lies below {law}'s fitted floor E = {floor:.4g}: it has "
+                               f"extrapolated past every loss the runs can reach")
+        if extrapolation > FAR_OUT:
+            out.append(f"{extrapolation:.3g}× the largest budget fitted: far beyond the sweep, where the law's "
+                       f"form, not the runs, sets the answer")
+        return tuple(out)
+
+
+FAR_OUT = 100  # × the largest budget: beyond two decades the sweep no longer constrains the extrapolation
 
 
 def json_safe(value):
     """Plain JSON types: dict/list/str/int/float/bool/None, non-finite floats as None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-def _law_dict(result, *, extra) -> dict | None:
-    if result is None:
-        return None
-    return {"a": result.a, "a_interval": list(result.a_interval), "b": result.b, "b_interval": list(result.b_interval),
-            "k_n": result.k_n, "k_d": result.k_d, "success": result.success, "message": result.message} | extra(result)
-
-
-def _envelope_extra(fit: EnvelopeFit) -> dict:
-    return {"n_levels": len(fit.levels), "sizes_on_envelope": sorted(set(float(n) for n in fit.n_opt_points))}
-
-
-def _isoflop_extra(fit: IsoFlopFit) -> dict:
-    return {"noise_scale": fit.noise_scale, "budgets": [
-        {"budget": p.budget, "n_runs": len(p.run_ids), "n_opt": p.n_opt, "n_opt_interval": list(p.n_opt_interval),
-         "d_opt": p.d_opt, "loss_opt": p.loss_opt, "status": p.status, "included": p.included,
-         "dropped_run_id": p.dropped_run_id} for p in fit.profiles]}
-
-
-def _parametric_dict(fit: ParametricFit | None, boot: BootstrapResult | None) -> dict | None:
-    if fit is None:
-        return None
-    out = {}
-    for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G"):
-        out[name] = getattr(fit, name)
-        out[f"{name}_interval"] = list(boot.intervals[name]) if boot is not None else [None, None]
-    return out | {"success": fit.success, "message": fit.message, "n_runs": fit.n_runs, "objective": fit.objective,
-                  "bootstrap": None if boot is None else {"n_resamples": boot.n_resamples,
-                                                           "n_converged": boot.n_converged, "message": boot.message}}
-
-
-def _frontier_dict(fit: FrontierFit | None) -> dict | None:
-    if fit is None:
-        return None
-    return {"G": fit.G, "gamma": fit.gamma, "gamma_interval": list(fit.gamma_interval), "kappa": fit.kappa,
-            "budgets": list(fit.budgets), "loss_opt": list(fit.loss_opt), "n_converged": fit.n_converged,
-            "success": fit.success, "message": fit.message}
-
-
-def _kaplan_dict(fit) -> dict:
-    return {"E": fit.E, "x_c": fit.x_c, "alpha": fit.alpha, "alpha_se": fit.alpha_se, "n_points": len(fit.x),
-            "success": fit.success, "message": fit.message}
-
-
-def _hyper_dict(fit: HyperparamFit | None) -> dict | None:
-    if fit is None:
-        return None
-    return {"k": fit.k, "k_interval": list(fit.k_interval), "p": fit.p, "p_interval": list(fit.p_interval),
-            "n_cells": len(fit.cells), "n_cells_used": sum(c.status == "ok" for c in fit.cells),
-            "skipped": [{"cell": c, "reason": r} for c, r in fit.skipped], "success": fit.success, "message": fit.message}
-
-
-def _backtest_dict(result: BacktestResult | None) -> dict | None:
-    if result is None:
-        return None
-    return {"holdout_run_ids": list(result.holdout_run_ids), "holdout_budgets": list(result.holdout_budgets),
-            "mean_abs_loss_error": result.mean_abs_loss_error, "mean_rel_loss_error": result.mean_rel_loss_error,
-            "loss_coverage": result.loss_coverage,
-            "loss_predictions": [vars(p) for p in result.loss_predictions],
-            "frontier_mean_rel_loss_error": result.frontier_mean_rel_loss_error,
-            "frontier_loss_coverage": result.frontier_loss_coverage,
-            "frontier_loss_predictions": [vars(p) for p in result.frontier_loss_predictions],
-            "n_opt_predictions": [vars(p) for p in result.n_opt_predictions],
-            "success": result.success, "message": result.message}
+    return to_tree(value)
 
 
 def _approach3_estimate(fit: ParametricFit, boot: BootstrapResult | None) -> ExponentEstimate:
     a_interval = tuple(boot.intervals["a"]) if boot is not None else NAN_PAIR
     b_interval = tuple(boot.intervals["b"]) if boot is not None else NAN_PAIR
-    return ExponentEstimate(APPROACH_NAMES[3], fit.a, a_interval, fit.b, b_interval)
+    return ExponentEstimate(APPROACH_NAMES["approach3"], fit.a, a_interval, fit.b, b_interval)
 
 
 def fit_all(
@@ -299,72 +258,111 @@ def fit_all(
         raise ValueError(f"n_bootstrap must be ≥ 2, got {n_bootstrap}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    results: dict[str, object] = {}
-    skipped: list[tuple[str, str]] = []
-    notes: list[str] = []
-
-    def attempt(name: str, function, *args, **kwargs):
-        try:
-            results[name] = function(*args, **kwargs)
-        except (ValueError, ArithmeticError) as error:  # recorded with its reason; the other fits go on
-            skipped.append((name, f"{type(error).__name__}: {error}" if isinstance(error, ArithmeticError) else str(error)))
-
+    fits = _Fits()
+    boot = dict(n_bootstrap=n_bootstrap, level=level, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = usable_runs(runs, source="fit_all")
-        scaling_runs = best_per_cell(runs)  # the best learning rate / batch size of each (budget, N)
-        if len(scaling_runs) < len(runs):
-            notes.append(f"scaling-law fits use the best run of each (budget, N) over the hyperparameter axes: "
-                         f"{len(scaling_runs)} of {len(runs)} runs")
-        if curves is not None and "run_id" in curves.columns and "run_id" in runs.columns:
-            # the envelope sees the same runs: an excluded run's curve, or a poor learning rate's, is left out
-            kept = curves["run_id"].astype(str).isin(set(scaling_runs["run_id"].astype(str)))
-            if not kept.all():
-                notes.append(f"Approach 1 uses the curves of those runs: "
-                             f"{curves.loc[kept, 'run_id'].nunique()} of {curves['run_id'].nunique()} curves")
-            curves = curves[kept]
-        boot = dict(n_bootstrap=n_bootstrap, level=level, seed=seed)
-        if 1 in approaches:
-            if curves is None:
-                skipped.append(("approach1", "no training curves given"))
-            else:
-                attempt("approach1", fit_envelope, curves, **boot)
-        if 2 in approaches:
-            attempt("approach2", fit_isoflop, scaling_runs, **boot)
-            if "approach2" in results and results["approach2"].success:
-                attempt("frontier", fit_frontier, results["approach2"], **boot)
-        if 3 in approaches:
-            attempt("approach3", fit_parametric, scaling_runs)
-            if "approach3" in results:
-                attempt("approach3_bootstrap", bootstrap_parametric, scaling_runs, n_resamples=n_bootstrap, seed=seed,
-                        level=level, fit=results["approach3"])
-        attempt("kaplan", fit_kaplan, scaling_runs)
+        if runs.empty:
+            excluded = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or "the table is empty, or every row was excluded"
+            raise NoFitError(f"no usable runs to fit: {excluded}")
+        scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
+        _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot)
+        fits.attempt("kaplan", fit_kaplan, scaling_runs)
         for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
             if varies(runs, column):
-                attempt(name, fit_hyperparam_law, runs, column, **boot)
-        estimates = [exponents_of(results[f"approach{i}"], APPROACH_NAMES[i]) for i in (1, 2)
-                     if f"approach{i}" in results and results[f"approach{i}"].success]
-        if "approach3" in results:
-            estimates.append(_approach3_estimate(results["approach3"], results.get("approach3_bootstrap")))
-        if len(estimates) >= 2:
-            results["consistency"] = check_consistency(estimates)
-        else:
-            skipped.append(("consistency", f"{len(estimates)} approach(es) fitted; need ≥ 2 to compare"))
+                fits.attempt(name, fit_hyperparam_law, runs, column, **boot)
+        _check_consistency(fits)
         if 3 not in approaches:
-            skipped.append(("backtest", "Approach 3 not requested"))
+            fits.skipped.append(("backtest", "Approach 3 not requested"))
         elif holdout is not None and len(holdout) == 0:
-            skipped.append(("backtest", "no holdout requested"))
+            fits.skipped.append(("backtest", "no holdout requested"))
         else:
-            attempt("backtest", backtest, scaling_runs, holdout, n_bootstrap=n_bootstrap, level=level, seed=seed)
-    messages = list(dict.fromkeys(str(w.message) for w in caught))
-    for message in messages:  # re-raise each once, now that the bundle records them too
-        category = next(w.category for w in caught if str(w.message) == message)
-        warnings.warn(message, category, stacklevel=2)
+            fits.attempt("backtest", backtest, scaling_runs, holdout, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    r = fits.results
     return StudyFit(
-        approach1=results.get("approach1"), approach2=results.get("approach2"), approach3=results.get("approach3"),
-        approach3_bootstrap=results.get("approach3_bootstrap"), frontier=results.get("frontier"),
-        kaplan=results.get("kaplan"),
-        lr_law=results.get("lr_law"), batch_law=results.get("batch_law"), consistency=results.get("consistency"),
-        backtest=results.get("backtest"), skipped=tuple(skipped), warnings=tuple(messages), notes=tuple(notes), n_runs=len(runs),
-        level=level, n_bootstrap=n_bootstrap, seed=seed,
+        approach1=r.get("approach1"), approach2=r.get("approach2"), approach3=r.get("approach3"),
+        approach3_bootstrap=r.get("approach3_bootstrap"), frontier=r.get("frontier"), kaplan=r.get("kaplan"),
+        lr_law=r.get("lr_law"), batch_law=r.get("batch_law"), consistency=r.get("consistency"),
+        backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
+        skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
+        notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
     )
+
+
+@dataclass
+class _Fits:
+    """What fit_all has so far: results by name, components skipped with their reasons, notes."""
+
+    results: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+
+    def attempt(self, name: str, function, *args, **kwargs) -> None:
+        try:
+            self.results[name] = function(*args, **kwargs)
+        except (ValueError, ArithmeticError) as error:  # recorded with its reason; the other fits go on
+            self.skipped.append((name, f"{type(error).__name__}: {error}" if isinstance(error, ArithmeticError)
+                                 else str(error)))
+
+    def ok(self, name: str) -> bool:
+        return name in self.results and self.results[name].success
+
+
+def _scaling_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, notes: list):
+    """The best run of each (budget, N) over the hyperparameter axes, and the curves of those runs only."""
+    scaling_runs = best_per_cell(runs)
+    if len(scaling_runs) < len(runs):
+        notes.append(f"scaling-law fits use the best run of each (budget, N) over the hyperparameter axes: "
+                     f"{len(scaling_runs)} of {len(runs)} runs")
+    if curves is not None and "run_id" in curves.columns and "run_id" in runs.columns:
+        # the envelope sees the same runs: an excluded run's curve, or a poor learning rate's, is left out
+        kept = curves["run_id"].astype(str).isin(set(scaling_runs["run_id"].astype(str)))
+        if not kept.all():
+            notes.append(f"Approach 1 uses the curves of those runs: "
+                         f"{curves.loc[kept, 'run_id'].nunique()} of {curves['run_id'].nunique()} curves")
+        curves = curves[kept]
+    return scaling_runs, curves
+
+
+def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, boot: dict) -> None:
+    """Approaches 1-3, the loss frontier through Approach 2's minima and Approach 3's bootstrap."""
+    if 1 in approaches:
+        if curves is None:
+            fits.skipped.append(("approach1", "no training curves given"))
+        else:
+            fits.attempt("approach1", fit_envelope, curves, **boot)
+    if 2 in approaches:
+        fits.attempt("approach2", fit_isoflop, runs, **boot)
+        if fits.ok("approach2"):
+            fits.attempt("frontier", fit_frontier, fits.results["approach2"], **boot)
+    if 3 in approaches:
+        fits.attempt("approach3", fit_parametric, runs)
+        if "approach3" in fits.results:
+            fits.attempt("approach3_bootstrap", bootstrap_parametric, runs, n_resamples=boot["n_bootstrap"],
+                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"])
+
+
+def _check_consistency(fits: _Fits) -> None:
+    r = fits.results
+    estimates = [exponents_of(r[key], APPROACH_NAMES[key]) for key in ("approach1", "approach2") if fits.ok(key)]
+    if "approach3" in r:
+        estimates.append(_approach3_estimate(r["approach3"], r.get("approach3_bootstrap")))
+    if len(estimates) >= 2:
+        r["consistency"] = check_consistency(estimates)
+    else:
+        fits.skipped.append(("consistency", f"{len(estimates)} approach(es) fitted; need ≥ 2 to compare"))
+
+
+def _headline(r: dict) -> Headline | None:
+    approach2 = r.get("approach2")
+    frontier_ok = approach2 is not None and approach2.success and r.get("frontier") is not None
+    return choose_headline(
+        frontier_ok=frontier_ok, approach3_ok="approach3" in r and r["approach3"].success,
+        approach1_ok="approach1" in r and r["approach1"].success, backtest=r.get("backtest"),
+        noise_scale=approach2.noise_scale if approach2 is not None else math.nan)
+
+
+def _largest_budget(runs: pd.DataFrame) -> float:
+    column = "budget" if "budget" in runs.columns and runs["budget"].notna().all() else "C"
+    return float(runs[column].max()) if len(runs) else math.nan

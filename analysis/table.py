@@ -58,6 +58,7 @@ COLUMNS: dict[str, str] = {
     "lr": "float64",
     "batch_size": "Int64",  # sequences per step
     "context_length": "Int64",
+    "vocab_size": "Int64",    # tokenizer vocabulary: with the context, what a recommended shape is built for
     "wall_seconds": "float64",
     "tokens_per_second": "float64",
     "mfu": "float64",

@@ -185,6 +185,7 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "loss": result.final_val_loss if trained and result.status == "completed" else None,
         "train_loss": result.final_train_loss if trained else None,
         "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,
+        "vocab_size": spec.vocab_size,
         "n_layers": model.n_layers, "d_model": model.d_model, "n_heads": model.n_heads,
         "wall_seconds": wall_seconds,
         "tokens_per_second": result.tokens_per_second if trained else None,

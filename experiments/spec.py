@@ -23,7 +23,7 @@ import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
-from lm.accounting import N_CONVENTIONS, ParamCounts, param_counts
+from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS, ParamCounts, param_counts
 from lm.data import CorpusConfig
 from lm.device import PRECISIONS
 from lm.model import ModelConfig
@@ -49,7 +49,7 @@ class ExperimentSpec:
     n_layers: int | None = None
     d_model: int | None = None
     n_heads: int | None = None
-    n_convention: str = "with_head"  # which N sizes the model and is reported (lm.accounting.N_CONVENTIONS)
+    n_convention: str = DEFAULT_N_CONVENTION  # which N sizes the model and is reported (lm.accounting.N_CONVENTIONS)
     tie_embeddings: bool = False
     # data and optimisation (lm.train.TrainConfig, lm.optim.Schedule)
     tokens: int  # training tokens D; the run trains the whole steps of batch_size·context_length that fit

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from lm.model import ModelConfig
 
 N_CONVENTIONS = ("non_embedding", "total", "with_head")
+# The one default everywhere (spec, sweep files, shapes, CLI): every parameter that does a matmul per token,
+# the output head included, which Porian et al. (2024) show reconciles Kaplan's and Chinchilla's exponents.
+DEFAULT_N_CONVENTION = "with_head"
 FLOP_CONVENTIONS = ("exact",) + tuple(f"6N_{c}" for c in N_CONVENTIONS)
 PRECISIONS = ("fp32", "bf16")
 

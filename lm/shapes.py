@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from lm.accounting import N_CONVENTIONS, param_counts
+from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS, param_counts
 from lm.model import ModelConfig, swiglu_hidden_size
 
 ASPECT = 64  # target d_model / n_layers
@@ -102,7 +102,7 @@ def shape_for_params(
     *,
     vocab_size: int,
     context_length: int,
-    convention: str = "non_embedding",
+    convention: str = DEFAULT_N_CONVENTION,
     tie_embeddings: bool = False,
     aspect: float = ASPECT,
 ) -> ModelConfig:

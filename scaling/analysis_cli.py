@@ -23,10 +23,10 @@ import json
 import math
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-FIT_FORMAT = "scaling-lab fit v1"
-APPROACH_KEYS = {1: "approach1", 2: "approach2", 3: "approach3"}
+FIT_FORMAT = "scaling-lab fit v2"
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -41,11 +41,6 @@ def _positive_float(flag: str):
             raise argparse.ArgumentTypeError(f"{flag} must be positive and finite, got {text!r}")
         return value
     return parse
-
-
-def _report_warnings(command: str, caught) -> None:
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        print(f"scaling {command}: warning: {message}", file=sys.stderr)
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -89,8 +84,38 @@ def _parse_holdout(text: str | None, runs) -> list[str] | None:
     return ids
 
 
-def _run_fit(args, *, holdout_text: str | None):
-    """Read the source and fit: (runs, curves, StudyFit), warnings collected by the caller."""
+@dataclass(frozen=True)
+class RunContext:
+    """What the model shape of a recommendation needs from the runs it was fitted on: vocabulary size,
+    context length and the N convention the table counts. None where the source does not say."""
+
+    vocab_size: int | None = None
+    context_length: int | None = None
+    n_convention: str | None = None
+
+    @classmethod
+    def of(cls, runs) -> RunContext:
+        """The values every run of the table shares (a column with several values says nothing)."""
+        def single(column, kind):
+            if column not in runs.columns:
+                return None
+            values = runs[column].dropna().unique()
+            return kind(values[0]) if len(values) == 1 else None
+        return cls(single("vocab_size", int), single("context_length", int), single("n_convention", str))
+
+
+@dataclass(frozen=True)
+class SourceFit:
+    """A fitted source: its table, curves, the fit and the run context."""
+
+    runs: object
+    curves: object
+    fit: object
+    context: RunContext
+
+
+def _run_fit(args, *, holdout_text: str | None) -> SourceFit:
+    """Read the source and fit it; print what the reading and the fit warned of, once each."""
     from analysis.study_fit import fit_all
     from analysis.table import read_curves, read_table
 
@@ -98,43 +123,57 @@ def _run_fit(args, *, holdout_text: str | None):
         raise ValueError(f"--bootstrap must be ≥ 2, got {args.bootstrap}")
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be in (0, 1), got {args.level}")
-    runs = read_table(args.source, n_col=args.n_col, d_col=args.d_col, loss_col=args.loss_col)
-    approaches = (1, 2, 3) if args.approach == "all" else (int(args.approach),)
-    curves = None
-    if 1 in approaches:
-        try:
-            curves = read_curves(args.source, n_col=args.n_col, d_col=args.d_col)
-        except (ValueError, FileNotFoundError) as error:
-            if args.approach == "1":
-                raise
-            warnings.warn(f"Approach 1 skipped: {error}")
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = read_table(args.source, n_col=args.n_col, d_col=args.d_col, loss_col=args.loss_col)
+        approaches = (1, 2, 3) if args.approach == "all" else (int(args.approach),)
+        curves = None
+        if 1 in approaches:
+            try:
+                curves = read_curves(args.source, n_col=args.n_col, d_col=args.d_col)
+            except (ValueError, FileNotFoundError) as error:
+                if args.approach == "1":
+                    raise
+                messages.append(f"Approach 1 skipped: {error}")
+    messages = list(dict.fromkeys(messages + [str(w.message) for w in caught]))
+    for message in messages:
+        print(f"scaling {args.command}: warning: {message}", file=sys.stderr)
     if "run_id" not in runs.columns:
         runs = runs.assign(run_id=[f"row{i}" for i in range(len(runs))])
-    holdout = _parse_holdout(holdout_text, runs)
-    study = fit_all(runs, curves, approaches=approaches, n_bootstrap=args.bootstrap, seed=args.seed,
-                    holdout=holdout, level=args.level)
-    return runs, curves, study
+    holdout = _parse_holdout(holdout_text, runs) if len(runs) else []
+    fit = fit_all(runs, curves, approaches=approaches, n_bootstrap=args.bootstrap, seed=args.seed,
+                  holdout=holdout, level=args.level)
+    for message in fit.warnings:
+        if message not in messages:
+            print(f"scaling {args.command}: warning: {message}", file=sys.stderr)
+    return SourceFit(runs, curves, fit, RunContext.of(runs))
 
 
-def fit_document(study, source: str) -> dict:
-    """The JSON form of a study fit: `StudyFit.to_dict()` plus the bootstrap samples predict needs."""
-    import numpy as np
+def fit_document(source_fit: SourceFit, source: str) -> dict:
+    """The JSON form of a fit: the StudyFit's own tree (`StudyFit.from_dict` reads it back) and the run context."""
+    from analysis.serialize import to_tree
 
-    from analysis.study_fit import json_safe
+    return {"format": FIT_FORMAT, "source": source, "runs": to_tree(source_fit.context),
+            "fit": source_fit.fit.to_dict()}
 
-    samples = {}
-    boot = study.approach3_bootstrap
-    if boot is not None:
-        samples["approach3"] = boot.samples[boot.converged]
-    for key, law in (("approach1", study.approach1), ("approach2", study.approach2),
-                     ("lr_law", study.lr_law), ("batch_size_law", study.batch_law)):
-        if law is not None and law.success and law.law_samples.size:
-            samples[key] = law.law_samples
-    if study.frontier is not None and study.frontier.samples.size:
-        samples["frontier"] = study.frontier.samples  # rows of ln G, gamma, ln k_n, a, kappa
-    doc = {"format": FIT_FORMAT, "source": source} | study.to_dict()
-    doc["samples"] = json_safe({k: np.asarray(v, dtype=float) for k, v in samples.items()})
-    return doc
+
+def _load_fit(path: str) -> tuple[object, RunContext]:
+    """(StudyFit, RunContext) from a fit file written by `scaling fit --format json`."""
+    from analysis.serialize import from_tree
+    from analysis.study_fit import StudyFit
+
+    file = Path(path)
+    try:
+        doc = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--from {path}: not JSON ({error})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FIT_FORMAT:
+        raise ValueError(f"--from {path}: not a fit file from `scaling fit --format json` (format {FIT_FORMAT!r})")
+    try:
+        return StudyFit.from_dict(doc["fit"]), from_tree(RunContext, doc["runs"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"--from {path}: not a readable fit ({error})") from None
 
 
 # --------------------------------------------------------------------------------------------- fit
@@ -145,54 +184,49 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _with_interval(d: dict, key: str) -> str:
-    interval = d.get(f"{key}_interval") or [None, None]
-    inside = "" if interval[0] is None else f"  [{_fmt(interval[0])}, {_fmt(interval[1])}]"
-    return f"{_fmt(d.get(key))}{inside}"
+def _with_interval(value, interval) -> str:
+    lo, hi = interval if interval is not None else (None, None)
+    known = lo is not None and math.isfinite(lo) and math.isfinite(hi)
+    return f"{_fmt(value)}  [{_fmt(lo)}, {_fmt(hi)}]" if known else _fmt(value)
 
 
-def fit_table(doc: dict) -> str:
-    """A short human-readable summary of a fit document."""
-    level = doc.get("level", 0.95)
-    lines = [f"{doc['source']}: {doc['n_runs']} runs; intervals at {level:.0%}"]
-    a3 = doc.get("approach3")
-    if a3:
-        lines.append(f"Approach 3  L(N, D) = E + A/N^alpha + B/D^beta   ({'ok' if a3['success'] else 'NOT OK'}: {a3['message']})")
+def fit_table(fit, source: str) -> str:
+    """A short human-readable summary of a StudyFit."""
+    lines = [f"{source}: {fit.n_runs} runs; intervals at {fit.level:.0%}"]
+    a3, boot = fit.approach3, fit.approach3_bootstrap
+    if a3 is not None:
+        lines.append(f"Approach 3  L(N, D) = E + A/N^alpha + B/D^beta   ({'ok' if a3.success else 'NOT OK'}: {a3.message})")
         for key in ("E", "A", "B", "alpha", "beta", "a", "b"):
-            lines.append(f"  {key:<6} {_with_interval(a3, key)}")
-        if a3.get("bootstrap"):
-            lines.append(f"  bootstrap: {a3['bootstrap']['message']}")
-    for number in (1, 2):
-        law = doc.get(f"approach{number}")
-        if law:
-            lines.append(f"Approach {number}  N_opt ∝ C^a   ({'ok' if law['success'] else 'NOT OK'}: {law['message']})")
-            lines.append(f"  a      {_with_interval(law, 'a')}")
-            lines.append(f"  b      {_with_interval(law, 'b')}")
-    frontier = doc.get("frontier")
-    if frontier:
-        lines.append(f"Loss frontier  L_opt(C) = G·C^-gamma through Approach 2's minima   ({frontier['message']})")
-        lines.append(f"  G      {_fmt(frontier['G'])}")
-        lines.append(f"  gamma  {_with_interval(frontier, 'gamma')}")
-    for key, label in (("lr_law", "lr_opt"), ("batch_size_law", "batch_opt")):
-        law = doc.get(key)
-        if law:
-            lines.append(f"{label} = k·C^p   k {_with_interval(law, 'k')}   p {_with_interval(law, 'p')}")
-    if doc.get("consistency"):
-        lines.append(f"consistency: {doc['consistency']['message']}")
-    if doc.get("backtest"):
-        lines.append(f"backtest: {doc['backtest']['message']}")
-    for name, reason in (doc.get("skipped") or {}).items():
+            lines.append(f"  {key:<6} {_with_interval(getattr(a3, key), boot.intervals[key] if boot else None)}")
+        if boot is not None:
+            lines.append(f"  bootstrap: {boot.message}")
+    for number, law in ((1, fit.approach1), (2, fit.approach2)):
+        if law is not None:
+            lines.append(f"Approach {number}  N_opt ∝ C^a   ({'ok' if law.success else 'NOT OK'}: {law.message})")
+            lines.append(f"  a      {_with_interval(law.a, law.a_interval)}")
+            lines.append(f"  b      {_with_interval(law.b, law.b_interval)}")
+    if fit.frontier is not None:
+        lines.append(f"Loss frontier  L_opt(C) = G·C^-gamma through Approach 2's minima   ({fit.frontier.message})")
+        lines.append(f"  G      {_fmt(fit.frontier.G)}")
+        lines.append(f"  gamma  {_with_interval(fit.frontier.gamma, fit.frontier.gamma_interval)}")
+    for law, label in ((fit.lr_law, "lr_opt"), (fit.batch_law, "batch_opt")):
+        if law is not None:
+            lines.append(f"{label} = k·C^p   k {_with_interval(law.k, law.k_interval)}   p {_with_interval(law.p, law.p_interval)}")
+    if fit.consistency is not None:
+        lines.append(f"consistency: {fit.consistency.message}")
+    if fit.backtest is not None:
+        lines.append(f"backtest: {fit.backtest.message}")
+    if fit.headline is not None:
+        lines.append(f"headline predictor: {fit.headline.name} ({fit.headline.reason})")
+    for name, reason in fit.skipped:
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines) + "\n"
 
 
 def cmd_fit(args) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, _, study = _run_fit(args, holdout_text=args.holdout)
-    _report_warnings("fit", caught)
-    doc = fit_document(study, str(args.source))
-    text = json.dumps(doc, indent=1) + "\n" if args.format == "json" else fit_table(doc)
+    source_fit = _run_fit(args, holdout_text=args.holdout)
+    doc = fit_document(source_fit, str(args.source))
+    text = json.dumps(doc, indent=1, allow_nan=False) + "\n" if args.format == "json" else fit_table(source_fit.fit, str(args.source))
     if args.out:
         from analysis.table import write_text_atomic  # noqa: PLC0415
 
@@ -200,82 +234,19 @@ def cmd_fit(args) -> int:
         print(f"scaling fit: wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    if source_fit.fit.headline is None:
+        from analysis.prediction import NoFitError
+
+        raise NoFitError(_nothing_fitted(source_fit.fit))
     return 0
 
 
+def _nothing_fitted(fit) -> str:
+    reasons = "; ".join(f"{name}: {reason}" for name, reason in fit.skipped if name.startswith("approach"))
+    return f"no approach could be fitted ({reasons})"
+
+
 # --------------------------------------------------------------------------------------------- predict
-
-def _interval(samples, level: float) -> list:
-    from analysis.powerlaw import percentile_interval
-
-    return list(percentile_interval(samples, level)) if samples is not None and len(samples) else [None, None]
-
-
-def _law_samples(doc: dict, key: str):
-    import numpy as np
-
-    rows = (doc.get("samples") or {}).get(key)
-    return None if not rows else np.array(rows, dtype=float)
-
-
-def predict_document(doc: dict, compute: float) -> dict:
-    """The recommendation at compute C from a fit document: Approach 3 when fitted, else 2, else 1."""
-    import numpy as np
-
-    from analysis.bootstrap import optimum_samples
-    from analysis.parametric import ChinchillaParams, compute_optimal, predict_loss
-
-    level = float(doc.get("level") or 0.95)
-    out: dict = {"compute": compute, "level": level, "by_approach": {}}
-    for number in (1, 2):
-        law, key = doc.get(f"approach{number}"), f"approach{number}"
-        if law and law.get("success") and law.get("k_n") and law.get("a") is not None:
-            n_opt = law["k_n"] * compute ** law["a"]
-            s = _law_samples(doc, key)
-            n_s = None if s is None else s[:, 0] * compute ** s[:, 1]
-            out["by_approach"][key] = {"n_opt": n_opt, "n_opt_interval": _interval(n_s, level),
-                                       "d_opt": compute / (6 * n_opt),
-                                       "d_opt_interval": _interval(None if n_s is None else compute / (6 * n_s), level)}
-    frontier = doc.get("frontier")
-    if frontier and "approach2" in out["by_approach"]:  # Approach 2's loss: the frontier through its minima
-        s = _law_samples(doc, "frontier")
-        out["by_approach"]["approach2"]["loss"] = frontier["G"] * compute ** -frontier["gamma"]
-        out["by_approach"]["approach2"]["loss_interval"] = _interval(
-            None if s is None else np.exp(s[:, 0] - s[:, 1] * math.log(compute)), level)
-    a3 = doc.get("approach3")
-    if a3 and all(a3.get(k) is not None for k in ("E", "A", "B", "alpha", "beta")):
-        params = ChinchillaParams(E=a3["E"], A=a3["A"], B=a3["B"], alpha=a3["alpha"], beta=a3["beta"])
-        n_opt, d_opt = (float(v) for v in compute_optimal(params, compute))
-        s = _law_samples(doc, "approach3")
-        opt = optimum_samples(s, compute) if s is not None else {"n_opt": None, "d_opt": None, "loss": None}
-        out["by_approach"]["approach3"] = {
-            "n_opt": n_opt, "n_opt_interval": _interval(opt["n_opt"], level),
-            "d_opt": d_opt, "d_opt_interval": _interval(opt["d_opt"], level),
-            "loss": float(predict_loss(params, n_opt, d_opt)), "loss_interval": _interval(opt["loss"], level),
-            "tokens_per_param": d_opt / n_opt,
-            "tokens_per_param_interval": _interval(None if s is None else opt["d_opt"] / opt["n_opt"], level),
-        }
-    chosen = next((k for k in ("approach3", "approach2", "approach1") if k in out["by_approach"]), None)
-    if chosen is None:
-        raise ValueError("the fit has no successful approach to predict from (see its 'skipped' and messages)")
-    best = out["by_approach"][chosen]
-    out["approach"] = chosen
-    for key in ("n_opt", "d_opt", "loss", "tokens_per_param"):
-        out[key], out[f"{key}_interval"] = best.get(key), best.get(f"{key}_interval", [None, None])
-    if chosen != "approach3":
-        out["tokens_per_param"] = best["d_opt"] / best["n_opt"]
-        lo, hi = best["n_opt_interval"]
-        out["tokens_per_param_interval"] = [None, None] if lo is None else [compute / (6 * hi**2), compute / (6 * lo**2)]
-    for name, key in (("lr", "lr_law"), ("batch_size", "batch_size_law")):
-        law = doc.get(key)
-        if law and law.get("success") and law.get("k") is not None:
-            s = _law_samples(doc, key)
-            out[name] = law["k"] * compute ** law["p"]
-            out[f"{name}_interval"] = _interval(None if s is None else s[:, 0] * compute ** s[:, 1], level)
-        else:
-            out[name], out[f"{name}_interval"] = None, [None, None]
-    return out
-
 
 def shape_for(n_opt: float, d_opt: float, *, vocab_size: int, context: int, convention: str, batch_size: int,
               precision: str) -> dict:
@@ -297,77 +268,108 @@ def shape_for(n_opt: float, d_opt: float, *, vocab_size: int, context: int, conv
     }
 
 
-def _load_fit(path: str) -> dict:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"--from {path}: no such file")
-    try:
-        doc = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--from {path}: not JSON ({error})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FIT_FORMAT:
-        raise ValueError(f"--from {path}: not a fit file from `scaling fit --format json` (format {FIT_FORMAT!r})")
-    return doc
+def _shape_context(args, context: RunContext) -> tuple[int, int, str, str]:
+    """(vocab size, context length, N convention, where they came from): flags first, then the runs; a value
+    neither gives is asked for rather than assumed."""
+    from lm.accounting import DEFAULT_N_CONVENTION
+
+    vocab = args.vocab_size or context.vocab_size
+    length = args.context or context.context_length
+    convention = args.convention or context.n_convention or DEFAULT_N_CONVENTION
+    missing = [flag for flag, value in (("--vocab-size", vocab), ("--context", length)) if value is None]
+    if missing:
+        raise ValueError(f"the runs do not say their {' and '.join(m[2:].replace('-', ' ') for m in missing)}: "
+                         f"give {' and '.join(missing)} for the model shape")
+    said = [f"{name} {value} from the {'flag' if flag else 'runs'}" for name, value, flag in (
+        ("vocab", vocab, args.vocab_size), ("context", length, args.context))]
+    return vocab, length, convention, ", ".join(said)
 
 
 def cmd_predict(args) -> int:
     if (args.source is None) == (args.from_fit is None):
-        raise ValueError("give exactly one of SOURCE (runs to fit) or --from FIT.json")
+        raise ValueError("give exactly one of SOURCE (runs to fit, or a fit file) or --from FIT")
     if (args.params is None) != (args.tokens is None):
         raise ValueError("--params and --tokens go together")
     if args.compute is None and args.params is None:
         raise ValueError("give --compute C, or --params N --tokens D")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if args.from_fit is not None:
-            doc = _load_fit(args.from_fit)
-        else:
-            _, _, study = _run_fit(args, holdout_text="none")
-            doc = fit_document(study, str(args.source))
-    _report_warnings("predict", caught)
-    if args.params is not None:
-        out = _predict_run(doc, args.params, args.tokens)
-    else:
-        out = predict_document(doc, args.compute)
-        batch = args.batch_size or (max(1, round(out["batch_size"])) if out["batch_size"] else 16)
-        out["shape"] = shape_for(out["n_opt"], out["d_opt"], vocab_size=args.vocab_size, context=args.context,
-                                 convention=args.convention, batch_size=batch, precision=args.precision)
-    from analysis.study_fit import json_safe
+    fit, context = _fit_for_predict(args)
+    from analysis.serialize import to_tree
 
-    out = json_safe(out)
-    sys.stdout.write(json.dumps(out, indent=1) + "\n" if args.json else _predict_table(out))
+    if args.params is not None:
+        out = _predict_run(fit, args.params, args.tokens, args.predictor)
+        sys.stdout.write(json.dumps(out, indent=1) + "\n" if args.json else _run_table(out))
+        return 0
+    prediction = fit.predict_at(args.compute, predictor=args.predictor)
+    best = prediction.best
+    batch = args.batch_size or (max(1, round(prediction.batch_size.value)) if prediction.batch_size.known else 16)
+    vocab, length, convention, said = _shape_context(args, context)
+    shape = shape_for(best.n_opt.value, best.d_opt.value, vocab_size=vocab, context=length, convention=convention,
+                      batch_size=batch, precision=args.precision) | {"from": said}
+    out = to_tree(prediction) | {"shape": shape}
+    for message in prediction.warnings:
+        print(f"scaling predict: warning: {message}", file=sys.stderr)
+    sys.stdout.write(json.dumps(out, indent=1, allow_nan=False) + "\n" if args.json else _predict_table(prediction, shape))
     return 0
 
 
-def _predict_run(doc: dict, n: float, d: float) -> dict:
-    from analysis.bootstrap import loss_samples
-    from analysis.parametric import ChinchillaParams, predict_loss
+def _fit_for_predict(args):
+    """(StudyFit, RunContext): loaded from a fit file (--from, or a SOURCE that is one), else fitted from SOURCE."""
+    path = args.from_fit or args.source
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file or store")
+    if args.from_fit is not None or Path(path).suffix == ".json":
+        fit, context = _load_fit(path)
+    else:
+        source_fit = _run_fit(args, holdout_text=None)  # the backtest picks the headline, as in `scaling fit`
+        fit, context = source_fit.fit, source_fit.context
+    if fit.headline is None:
+        from analysis.prediction import NoFitError
 
-    a3 = doc.get("approach3")
-    if not a3 or a3.get("E") is None:
-        raise ValueError("--params/--tokens need Approach 3 (the parametric fit), which this fit lacks")
-    params = ChinchillaParams(E=a3["E"], A=a3["A"], B=a3["B"], alpha=a3["alpha"], beta=a3["beta"])
-    s = _law_samples(doc, "approach3")
-    level = float(doc.get("level") or 0.95)
-    return {"N": n, "D": d, "C": 6 * n * d, "loss": float(predict_loss(params, n, d)),
-            "loss_interval": _interval(None if s is None else loss_samples(s, n, d), level), "level": level}
+        raise NoFitError(_nothing_fitted(fit))
+    return fit, context
 
 
-def _predict_table(out: dict) -> str:
-    if "n_opt" not in out:
-        return f"L(N={out['N']:.4g}, D={out['D']:.4g}) = {_with_interval(out, 'loss')} nats/token\n"
-    lines = [f"at C = {out['compute']:.4g} FLOPs ({out['approach']}, intervals at {out['level']:.0%}):"]
-    for key, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("tokens_per_param", "D/N"), ("loss", "loss"),
-                       ("lr", "lr"), ("batch_size", "batch size")):
-        lines.append(f"  {label:<11} {_with_interval(out, key)}")
-    a2 = out["by_approach"].get("approach2") or {}
-    if out["approach"] != "approach2" and a2.get("loss") is not None:
-        lines.append(f"  loss (loss frontier, Approach 2's N_opt {a2['n_opt']:.4g}) {_with_interval(a2, 'loss')}")
-    s = out["shape"]
-    lines.append(f"  shape       {s['n_layers']} layers × d_model {s['d_model']}, {s['n_heads']} heads, d_ff {s['d_ff']}: "
-                 f"N = {s['n_params']:,} ({s['convention']}, {s['n_params_vs_n_opt']:.3f}× N_opt)")
-    lines.append(f"  training    {s['train_flops_exact']:.3e} FLOPs (exact count; 6ND {s['train_flops_6ND']:.3e}), "
-                 f"{s['memory_bytes']['total'] / 2**30:.2f} GiB at batch {s['batch_size']} ({s['precision']})")
+def _predict_run(fit, n: float, d: float, predictor: str | None) -> dict:
+    from analysis.prediction import PREDICTORS
+    from analysis.serialize import to_tree
+
+    headline = fit.headline_for(predictor)
+    by_predictor = {name: fit.predict_run(n, d, by=name) for name in PREDICTORS}
+    by_predictor = {name: e for name, e in by_predictor.items() if e.known}
+    if headline.predictor not in by_predictor:
+        raise ValueError(f"{headline.name} cannot predict a run's loss (no loss law was fitted)")
+    return to_tree({"N": n, "D": d, "C": 6 * n * d, "level": fit.level, "headline": headline,
+                    "loss": by_predictor[headline.predictor], "by_predictor": by_predictor})
+
+
+def _run_table(out: dict) -> str:
+    lines = [f"L(N={out['N']:.4g}, D={out['D']:.4g}), intervals at {out['level']:.0%}:"]
+    for name, estimate in out["by_predictor"].items():
+        mark = "  <- headline" if name == out["headline"]["predictor"] else ""
+        lines.append(f"  {name:<10} {_with_interval(estimate['value'], estimate['interval'])} nats/token{mark}")
+    return "\n".join(lines) + "\n"
+
+
+def _predict_table(prediction, shape: dict) -> str:
+    best = prediction.best
+    lines = [f"at C = {prediction.compute:.4g} FLOPs ({prediction.extrapolation:.3g}× the largest budget fitted; "
+             f"intervals at {prediction.level:.0%})",
+             f"headline: {prediction.headline.name}: {prediction.headline.reason}"]
+    for key, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("tokens_per_param", "D/N"), ("loss", "loss")):
+        estimate = getattr(best, key)
+        lines.append(f"  {label:<11} {_with_interval(estimate.value, estimate.interval)}")
+    for key, label in (("lr", "lr"), ("batch_size", "batch size")):
+        estimate = getattr(prediction, key)
+        lines.append(f"  {label:<11} {_with_interval(estimate.value, estimate.interval)}")
+    for other in prediction.allocations:
+        if other.approach != best.approach:
+            loss = f", loss {_with_interval(other.loss.value, other.loss.interval)}" if other.loss.known else ""
+            lines.append(f"  {other.name}: N_opt {_with_interval(other.n_opt.value, other.n_opt.interval)}{loss}")
+    lines.append(f"  shape       {shape['n_layers']} layers × d_model {shape['d_model']}, {shape['n_heads']} heads, "
+                 f"d_ff {shape['d_ff']}: N = {shape['n_params']:,} ({shape['convention']}, "
+                 f"{shape['n_params_vs_n_opt']:.3f}× N_opt; {shape['from']})")
+    lines.append(f"  training    {shape['train_flops_exact']:.3e} FLOPs (exact count; 6ND {shape['train_flops_6ND']:.3e}), "
+                 f"{shape['memory_bytes']['total'] / 2**30:.2f} GiB at batch {shape['batch_size']} ({shape['precision']})")
     return "\n".join(lines) + "\n"
 
 
@@ -376,11 +378,12 @@ def _predict_table(out: dict) -> str:
 def cmd_plot(args) -> int:
     from analysis.plots import save_all_plots
 
+    source_fit = _run_fit(args, holdout_text="none")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs, curves, study = _run_fit(args, holdout_text="none")
-        paths = save_all_plots(study, runs, curves, args.out)
-    _report_warnings("plot", caught)
+        paths = save_all_plots(source_fit.fit, source_fit.runs, source_fit.curves, args.out)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"scaling plot: warning: {message}", file=sys.stderr)
     for path in paths:
         print(path)
     return 0
@@ -404,17 +407,22 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("predict", help="compute-optimal N, D, loss, lr, batch size and model shape at a budget",
                               description="Predict from a fit file (--from) or by fitting SOURCE first.")
-    p.add_argument("source", metavar="SOURCE", nargs="?", help="runs to fit (a store, .csv or .parquet)")
-    p.add_argument("--from", dest="from_fit", metavar="FIT.json", help="a fit from `scaling fit --format json --out`")
+    p.add_argument("source", metavar="SOURCE", nargs="?",
+                   help="runs to fit (a store, .csv or .parquet), or a fit file (.json) from `scaling fit`")
+    p.add_argument("--from", dest="from_fit", metavar="FIT", help="a fit file from `scaling fit --format json --out`, "
+                                                                  "or any SOURCE")
+    p.add_argument("--predictor", choices=("auto", "frontier", "approach3"), default="auto",
+                   help="which predictor leads: auto (the backtest's winner, ties to Approach 3; docs/methods.md) "
+                        "or one by name")
     p.add_argument("--compute", type=_positive_float("--compute"), help="compute budget C in FLOPs")
     p.add_argument("--params", type=_positive_float("--params"), help="predict the loss of a run with N parameters ...")
     p.add_argument("--tokens", type=_positive_float("--tokens"), help="... trained on D tokens")
     p.add_argument("--json", action="store_true", help="print JSON")
     g = p.add_argument_group("model shape")
-    g.add_argument("--convention", choices=("non_embedding", "with_head", "total"), default="with_head",
-                   help="the N convention the fit used (default with_head)")
-    g.add_argument("--vocab-size", type=int, default=1024, help="vocabulary size (default 1024)")
-    g.add_argument("--context", type=int, default=128, help="context length (default 128)")
+    g.add_argument("--convention", choices=("non_embedding", "with_head", "total"),
+                   help="the N convention the fit used (default: the runs', else with_head)")
+    g.add_argument("--vocab-size", type=int, help="vocabulary size (default: the runs')")
+    g.add_argument("--context", type=int, help="context length (default: the runs')")
     g.add_argument("--batch-size", type=int, help="sequences per step for the memory estimate "
                                                   "(default: the predicted batch size, else 16)")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="for the memory estimate")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_NO_FIT = 1
 
 
 class UserError(Exception):
@@ -21,7 +22,7 @@ class UserError(Exception):
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--params", type=float, default=2e5, help="target non-embedding parameter count (default 2e5)")
+    g.add_argument("--params", type=float, default=2e5, help="target parameter count N, with_head convention (default 2e5)")
     g.add_argument("--layers", type=int, help="explicit shape: layers (with --width and --heads)")
     g.add_argument("--width", type=int, help="explicit shape: d_model")
     g.add_argument("--heads", type=int, help="explicit shape: attention heads")
@@ -166,37 +167,36 @@ def cmd_study(args) -> int:
                        on_progress=launch_progress_printer(config.name), log=log)
     _print_study(result.summary)
     print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
-    v = result.summary["validation"]
-    return 0 if v.get("actual_loss") is not None else 1
+    return 0 if result.summary.validation.actual_loss is not None else 1
 
 
-def _print_study(s: dict) -> None:
-    fits, v = s["fits"], s["validation"]
-    print(f"study {s['sweep']}: {s['runs']['used_in_fit']} runs fitted "
-          f"({s['runs']['trained_now']} trained now, {s['runs']['already_done']} reused)")
-    for key, label in (("approach1", "approach 1"), ("approach2", "approach 2"), ("approach3", "approach 3")):
-        f = fits.get(key)
-        if f and f.get("a") is not None:
-            print(f"  {label}: N_opt ∝ C^{f['a']:.3f}, D_opt ∝ C^{f['b']:.3f}"
-                  + ("" if f.get("success") else "  (did not converge cleanly; see report)"))
-    a3 = fits.get("approach3")
-    if a3:
-        print(f"  L(N, D) = {a3['E']:.3f} + {a3['A']:.4g}/N^{a3['alpha']:.3f} + {a3['B']:.4g}/D^{a3['beta']:.3f}")
-    frontier = fits.get("frontier")
-    if frontier:
-        print(f"  loss frontier L_opt(C) = {frontier['G']:.4g}·C^-{frontier['gamma']:.4f}")
-    if v.get("predicted_loss") is not None:
-        print(f"validation at C = {v['budget']:.3g}: N = {v['n']:,}, D = {v['d']:,}, actual loss {v['actual_loss']:.4f}")
-        for name, p in v["by_predictor"].items():
-            lo, hi = p["interval"] or (float("nan"), float("nan"))
-            label = {"frontier": "loss frontier", "approach3": "approach 3"}[name]
-            headline = "  <- headline" if name == v["predicted_by"] else ""
-            print(f"  {label:<13} predicted {p['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], error "
-                  f"{p['relative_error']:+.2%}, {'inside' if p['inside_interval'] else 'OUTSIDE'} the interval{headline}")
-        if v.get("shape_note"):
-            print(f"  note: {v['shape_note']}")
-    else:
-        print(f"validation at C = {v['budget']:.3g}: no loss ({v['status']}: {v.get('error')})")
+def _print_study(s) -> None:
+    fit, v = s.fit, s.validation
+    print(f"study {s.sweep}: {s.runs.used_in_fit} runs fitted ({s.runs.trained_now} trained now, "
+          f"{s.runs.already_done} reused)")
+    for number, exponents in fit.exponents().items():
+        law = (fit.approach1, fit.approach2, fit.approach3)[number - 1]
+        print(f"  approach {number}: N_opt ∝ C^{exponents['a']:.3f}, D_opt ∝ C^{exponents['b']:.3f}"
+              + ("" if law.success else "  (did not converge cleanly; see report)"))
+    if fit.approach3 is not None:
+        a3 = fit.approach3
+        print(f"  L(N, D) = {a3.E:.3f} + {a3.A:.4g}/N^{a3.alpha:.3f} + {a3.B:.4g}/D^{a3.beta:.3f}")
+    if fit.frontier is not None:
+        print(f"  loss frontier L_opt(C) = {fit.frontier.G:.4g}·C^-{fit.frontier.gamma:.4f}")
+    headline = v.design.headline
+    print(f"  headline predictor: {headline.name} ({headline.reason})")
+    if v.headline is None:
+        print(f"validation at C = {v.design.budget:.3g}: no loss ({v.status}: {v.error})")
+        return
+    print(f"validation at C = {v.design.budget:.3g}: N = {v.n:,}, D = {v.d:,}, actual loss {v.actual_loss:.4f}")
+    for c in v.comparisons:
+        lo, hi = c.predicted.interval
+        label = {"frontier": "loss frontier", "approach3": "approach 3"}[c.predictor]
+        mark = "  <- headline" if c is v.headline else ""
+        print(f"  {label:<13} predicted {c.predicted.value:.4f} [{lo:.4f}, {hi:.4f}], error "
+              f"{c.relative_error:+.2%}, {'inside' if c.inside_interval else 'OUTSIDE'} the interval{mark}")
+    if v.shape_note:
+        print(f"  note: {v.shape_note}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shape", help="the model shape, parameter groups, FLOPs and memory for a target N",
                        description="Print the shape that hits a target parameter count, with its accounting.")
     p.add_argument("params", type=float, help="target parameter count")
-    p.add_argument("--convention", choices=("non_embedding", "with_head", "total"), default="non_embedding")
+    p.add_argument("--convention", choices=("non_embedding", "with_head", "total"), default="with_head",
+                   help="the N convention --params counts (default with_head, as everywhere)")
     p.add_argument("--vocab-size", type=int, default=1024)
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16, help="for the memory estimate")
@@ -251,10 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=sweep_cli.default_store(), help="run store directory (default ./runs)")
     p.add_argument("--out", help="report folder (default ./studies/<sweep name>)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--predictor", choices=("frontier", "approach3"), default="frontier",
-                   help="which law designs and predicts the validation run: the loss frontier through Approach 2's "
-                        "IsoFLOP minima (default; assumes no loss floor within reach) or Approach 3's L(N, D) "
-                        "(fits the floor E; better when losses are near it). Both predictions are reported.")
+    p.add_argument("--predictor", choices=("auto", "frontier", "approach3"), default="auto",
+                   help="which law designs and predicts the validation run: auto (default: the one that erred less "
+                        "on the sweep's own largest budget held out, ties to Approach 3, as `scaling predict` "
+                        "chooses), the loss frontier through Approach 2's minima, or Approach 3's L(N, D). "
+                        "Both predictions are reported.")
     p.add_argument("--validation-factor", type=float, default=4.0,
                    help="validation budget as a multiple of the largest sweep budget (default 4, at least 4)")
     p.set_defaults(func=cmd_study)
@@ -264,8 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from analysis.prediction import NoFitError  # noqa: PLC0415 (a small module: numpy only)
+
     try:
         return args.func(args)
+    except NoFitError as e:  # the input was read, but no law could be fitted to it
+        print(f"scaling {args.command}: {e}", file=sys.stderr)
+        return EXIT_NO_FIT
     except (UserError, ValueError, FileNotFoundError) as e:
         print(f"scaling {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,16 +9,16 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 
+from analysis.prediction import PREDICTOR_NAMES
 from analysis.table import write_text_atomic
-
-
-PREDICTORS = {"frontier": "loss frontier (Approach 2)", "approach3": "Approach 3 L(N, D)"}
+from scaling.study import StudySummary
 
 
 def _fmt(value, spec: str = ".4g") -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -28,119 +28,133 @@ def _fmt(value, spec: str = ".4g") -> str:
 
 
 def _interval(values, spec: str = ".3g") -> str:
-    if not values or any(v is None for v in values):
+    if not values or any(v is None or not math.isfinite(v) for v in values):
         return "–"
     return f"[{format(values[0], spec)}, {format(values[1], spec)}]"
 
 
-def _blocks(s: dict) -> list[tuple]:
-    fits, v = s["fits"], s["validation"]
-    blocks: list[tuple] = [("h1", f"Scaling study: {s['sweep']}")]
-    blocks.append(("p", f"Sweep file {s['source']}; store {s['store']}. {s['runs']['planned']} runs planned, "
-                        f"{s['runs']['used_in_fit']} used in the fit ({s['runs']['trained_now']} trained by this "
-                        f"study, {s['runs']['already_done']} reused). N counts `{s['n_convention']}` parameters; "
+def _blocks(s: StudySummary) -> list[tuple]:
+    fit = s.fit
+    blocks: list[tuple] = [("h1", f"Scaling study: {s.sweep}")]
+    blocks.append(("p", f"Sweep file {s.source}; store {s.store}. {s.runs.planned} runs planned, "
+                        f"{s.runs.used_in_fit} used in the fit ({s.runs.trained_now} trained by this "
+                        f"study, {s.runs.already_done} reused). N counts `{s.n_convention}` parameters; "
                         f"C = 6·N·D FLOPs; loss is validation cross-entropy in nats per token. "
-                        f"Intervals are {fits['level']:.0%} bootstrap intervals over runs "
-                        f"({fits['n_bootstrap']} resamples)."))
+                        f"Intervals are {fit.level:.0%} bootstrap intervals over runs "
+                        f"({fit.n_bootstrap} resamples)."))
+    return (blocks + _validation_blocks(s) + _fit_blocks(fit) + _prediction_blocks(s) + _backtest_blocks(fit)
+            + _plot_blocks(s))
 
-    blocks.append(("h2", "Validation: a run the fit never saw"))
-    if v.get("predicted_loss") is None:
-        blocks.append(("p", f"The validation run did not produce a comparable loss (status {v['status']}: "
-                            f"{v.get('error')})."))
+
+def _validation_blocks(s: StudySummary) -> list[tuple]:
+    v = s.validation
+    design, headline = v.design, v.headline
+    blocks: list[tuple] = [("h2", "Validation: a run the fit never saw")]
+    if headline is None:
+        blocks.append(("p", f"The validation run did not produce a comparable loss (status {v.status}: {v.error})."))
     else:
-        verdict = "inside" if v["inside_interval"] else "outside"
-        blocks.append(("p", f"At C = {v['budget']:.3g} FLOPs ({s['validation_factor']}× the largest sweep budget) the "
-                            f"fit ({v['n_opt_from']}) predicted N_opt = {v['n_opt_predicted']:.4g}; the model built "
-                            f"for it has N = {v['n']:,} ({v['shape']['n_layers']} layers × {v['shape']['d_model']}, "
-                            f"{v['shape']['n_heads']} heads) and trained on D = {v['d']:,} tokens with lr "
-                            f"{v['lr']:.3g} (from the {v['lr_from']}). Predicted loss ({PREDICTORS[v['predicted_by']]}) "
-                            f"{v['predicted_loss']:.4f}, actual {v['actual_loss']:.4f}: error "
-                            f"{v['relative_error']:+.2%}, {verdict} the prediction interval "
-                            f"{_interval(v['interval'], '.4f')}. Which law designs and predicts the run is fixed "
-                            f"before it trains; both predictors are shown."))
-    if v.get("shape_note"):
-        blocks.append(("p", f"Note: {v['shape_note']}."))
+        spec = design.spec
+        verdict = "inside" if headline.inside_interval else "outside"
+        blocks.append(("p", f"At C = {design.budget:.3g} FLOPs ({s.validation_factor}× the largest sweep budget) the "
+                            f"fit ({design.prediction.best.name}) predicted N_opt = {design.n_opt_predicted:.4g}; the "
+                            f"model built for it has N = {v.n:,} ({spec.n_layers} layers × {spec.d_model}, "
+                            f"{spec.n_heads} heads) and trained on D = {v.d:,} tokens with lr {spec.lr:.3g} (from the "
+                            f"{design.lr_from}). Predicted loss ({design.headline.name}) {headline.predicted.value:.4f}, "
+                            f"actual {v.actual_loss:.4f}: error {headline.relative_error:+.2%}, {verdict} the "
+                            f"prediction interval {_interval(headline.predicted.interval, '.4f')}. The headline "
+                            f"predictor was fixed before the run trained ({design.headline.reason}); both "
+                            f"predictors are shown."))
+    if v.shape_note:
+        blocks.append(("p", f"Note: {v.shape_note}."))
     blocks.append(("table", ["predictor", "budget", "n", "d", "predicted_loss", "interval", "actual_loss",
                              "relative_error", "inside_interval"],
-                   [[PREDICTORS[name] + (" (headline)" if name == v.get("predicted_by") else ""), _fmt(v["budget"], ".3g"),
-                     _fmt(v["n"], ","), _fmt(v["d"], ","), _fmt(p["predicted_loss"]), _interval(p["interval"], ".4f"),
-                     _fmt(v["actual_loss"]), _fmt(p["relative_error"], "+.2%"), _fmt(p["inside_interval"])]
-                    for name, p in (v.get("by_predictor") or {}).items()]))
+                   [[PREDICTOR_NAMES[c.predictor] + (" (headline)" if c is headline else ""),
+                     _fmt(design.budget, ".3g"), _fmt(v.n, ","), _fmt(v.d, ","), _fmt(c.predicted.value),
+                     _interval(c.predicted.interval, ".4f"), _fmt(v.actual_loss), _fmt(c.relative_error, "+.2%"),
+                     _fmt(c.inside_interval)] for c in v.comparisons]))
+    return blocks
 
-    blocks.append(("h2", "Fits"))
-    a3 = fits.get("approach3")
-    if a3:
-        blocks.append(("p", f"Approach 3, L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022): {a3['message']}"))
-        names = ["E", "A", "B", "alpha", "beta", "a", "b"]
+
+def _fit_blocks(fit) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Fits")]
+    a3, boot = fit.approach3, fit.approach3_bootstrap
+    if a3 is not None:
+        blocks.append(("p", f"Approach 3, L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022): {a3.message}"))
         blocks.append(("table", ["parameter", "estimate", "interval"],
-                       [[n, _fmt(a3[n]), _interval(a3[f"{n}_interval"])] for n in names]))
-    exponent_rows = []
-    for key, label in (("approach1", "1 (training-curve envelope)"), ("approach2", "2 (IsoFLOP profiles)"),
-                       ("approach3", "3 (parametric)")):
-        f = fits.get(key)
-        if f:
-            exponent_rows.append([label, _fmt(f["a"], ".3f"), _interval(f["a_interval"]), _fmt(f["b"], ".3f"),
-                                  _interval(f["b_interval"]), _fmt(f["success"])])
+                       [[n, _fmt(getattr(a3, n)), _interval(boot.intervals[n] if boot else None)]
+                        for n in ("E", "A", "B", "alpha", "beta", "a", "b")]))
+    rows = []
+    for law, label in ((fit.approach1, "1 (training-curve envelope)"), (fit.approach2, "2 (IsoFLOP profiles)")):
+        if law is not None:
+            rows.append([label, _fmt(law.a, ".3f"), _interval(law.a_interval), _fmt(law.b, ".3f"),
+                         _interval(law.b_interval), _fmt(law.success)])
+    if a3 is not None:
+        rows.append(["3 (parametric)", _fmt(a3.a, ".3f"), _interval(boot.intervals["a"] if boot else None),
+                     _fmt(a3.b, ".3f"), _interval(boot.intervals["b"] if boot else None), _fmt(a3.success)])
     blocks.append(("p", "Exponents of N_opt ∝ C^a and D_opt ∝ C^b from each approach, side by side "
                         "(Chinchilla's three approaches gave a = 0.50, 0.49, 0.46):"))
-    blocks.append(("table", ["approach", "a", "a interval", "b", "b interval", "converged"], exponent_rows))
-    if fits.get("consistency"):
-        blocks.append(("p", "Agreement: " + fits["consistency"]["message"]))
-    a2 = fits.get("approach2")
-    if a2:
+    blocks.append(("table", ["approach", "a", "a interval", "b", "b interval", "converged"], rows))
+    if fit.consistency is not None:
+        blocks.append(("p", "Agreement: " + fit.consistency.message))
+    if fit.approach2 is not None:
         blocks.append(("p", "IsoFLOP profiles (Approach 2), one parabola in log N per budget:"))
         blocks.append(("table", ["budget", "runs", "N_opt", "N_opt interval", "loss at N_opt", "status", "used"],
-                       [[_fmt(b["budget"], ".3g"), _fmt(b["n_runs"]), _fmt(b["n_opt"], ".4g"),
-                         _interval(b["n_opt_interval"]), _fmt(b["loss_opt"]), b["status"], _fmt(b["included"])]
-                        for b in a2["budgets"]]))
-    frontier = fits.get("frontier")
-    if frontier:
+                       [[_fmt(b.budget, ".3g"), _fmt(len(b.run_ids)), _fmt(b.n_opt, ".4g"), _interval(b.n_opt_interval),
+                         _fmt(b.loss_opt), b.status, _fmt(b.included)] for b in fit.approach2.profiles]))
+    frontier = fit.frontier
+    if frontier is not None:
         blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = G·C^-γ (for a run off N_opt, "
-                            f"× (1 + κ·(ln N − ln N_opt)²)): G = {_fmt(frontier['G'])}, γ = {_fmt(frontier['gamma'], '.4f')} "
-                            f"{_interval(frontier['gamma_interval'], '.4f')}, κ = {_fmt(frontier['kappa'], '.3g')}. "
-                            f"{frontier['message']}"))
-    for name, label in (("lr_law", "learning rate"), ("batch_size_law", "batch size")):
-        law = fits.get(name)
-        if law:
-            blocks.append(("p", f"Optimal {label} = k·C^p: k = {_fmt(law['k'])} {_interval(law['k_interval'])}, "
-                                f"p = {_fmt(law['p'], '.3f')} {_interval(law['p_interval'])}. {law['message']}"))
-    if fits.get("skipped"):
-        blocks.append(("p", "Not fitted: " + "; ".join(f"{k}: {r}" for k, r in fits["skipped"].items())))
-    for warning in s.get("fit_warnings", []):
-        blocks.append(("p", f"Warning: {warning}"))
+                            f"× (1 + κ·(ln N − ln N_opt)²)): G = {_fmt(frontier.G)}, γ = {_fmt(frontier.gamma, '.4f')} "
+                            f"{_interval(frontier.gamma_interval, '.4f')}, κ = {_fmt(frontier.kappa, '.3g')}. "
+                            f"{frontier.message}"))
+    for law, label in ((fit.lr_law, "learning rate"), (fit.batch_law, "batch size")):
+        if law is not None:
+            blocks.append(("p", f"Optimal {label} = k·C^p: k = {_fmt(law.k)} {_interval(law.k_interval)}, "
+                                f"p = {_fmt(law.p, '.3f')} {_interval(law.p_interval)}. {law.message}"))
+    if fit.headline is not None:
+        blocks.append(("p", f"Headline predictor: {fit.headline.name}: {fit.headline.reason}."))
+    if fit.skipped:
+        blocks.append(("p", "Not fitted: " + "; ".join(f"{k}: {r}" for k, r in fit.skipped)))
+    blocks.extend(("p", f"Warning: {warning}") for warning in fit.warnings)
+    return blocks
 
-    blocks.append(("h2", "Predictions"))
-    rows = []
-    for label, p in s["predictions"].items():
-        for key, name in (("approach2", "2 + frontier"), ("approach3", "3")):
-            a = p.get(key) or {}
-            if a:
-                rows.append([label, _fmt(p["compute"], ".3g"), name, _fmt(a.get("n_opt"), ".4g"),
-                             _interval(a.get("n_opt_interval")), _fmt(a.get("d_opt"), ".4g"),
-                             _fmt(a.get("tokens_per_param"), ".3g"), _fmt(a.get("loss")),
-                             _interval(a.get("loss_interval"), ".4f"), _fmt(p.get("lr"), ".3g")])
-    blocks.append(("p", "The compute-optimal allocation and its loss at budgets beyond the sweep (× its largest "
-                        "budget), from Approach 2 with the loss frontier and from Approach 3. The frontier's loss "
-                        "intervals carry the runs' noise only, and the frontier has no floor: far beyond the sweep, "
-                        "where losses near their floor, it predicts too low; Approach 3's E is that floor:"))
-    blocks.append(("table", ["budget", "C", "approach", "N_opt", "interval", "D_opt", "D/N", "loss", "loss interval",
-                             "lr"], rows))
 
-    bt = fits.get("backtest")
-    if bt:
-        blocks.append(("h2", "Backtest"))
-        blocks.append(("p", "Fitted without the largest budget, predicting its runs: " + bt["message"]))
-        rows = [[PREDICTORS[name], p["key"], _fmt(p["compute"], ".3g"), _fmt(p["actual"]), _fmt(p["predicted"]),
-                 _fmt(p["rel_error"], "+.2%"), _interval(p["interval"], ".4f"), _fmt(p["inside_interval"])]
-                for name, key in (("frontier", "frontier_loss_predictions"), ("approach3", "loss_predictions"))
-                for p in bt.get(key, [])]
-        blocks.append(("table", ["predictor", "run", "C", "actual", "predicted", "rel. error", "interval", "inside"], rows))
+def _prediction_blocks(s: StudySummary) -> list[tuple]:
+    rows, warnings = [], []
+    for factor, p in s.predictions:
+        for a in p.allocations:
+            if a.approach == "approach1":
+                continue
+            rows.append([f"{factor:g}×", _fmt(p.compute, ".3g"), a.name + (" (headline)" if a is p.best else ""),
+                         _fmt(a.n_opt.value, ".4g"), _interval(a.n_opt.interval), _fmt(a.d_opt.value, ".4g"),
+                         _fmt(a.tokens_per_param.value, ".3g"), _fmt(a.loss.value), _interval(a.loss.interval, ".4f"),
+                         _fmt(p.lr.value, ".3g")])
+        warnings.extend(p.warnings)
+    blocks = [("h2", "Predictions"),
+              ("p", "The compute-optimal allocation and its loss at budgets beyond the sweep (× its largest budget): "
+                    "Approach 2 with the loss frontier's loss, and Approach 3. Far beyond the sweep the law's form, "
+                    "not the runs, sets the answer; the warnings below say where a prediction passed a fitted floor."),
+              ("table", ["budget", "C", "approach", "N_opt", "interval", "D_opt", "D/N", "loss", "loss interval", "lr"],
+               rows)]
+    return blocks + [("p", f"Warning: {w}") for w in dict.fromkeys(warnings)]
 
-    blocks.append(("h2", "Plots"))
-    for plot in s["plots"]:
-        if plot.endswith(".png"):
-            blocks.append(("img", plot, Path(plot).stem.replace("_", " ")))
-    t = s["timings"]
+
+def _backtest_blocks(fit) -> list[tuple]:
+    bt = fit.backtest
+    if bt is None:
+        return []
+    rows = [[PREDICTOR_NAMES[name], p.key, _fmt(p.compute, ".3g"), _fmt(p.actual), _fmt(p.predicted),
+             _fmt(p.rel_error, "+.2%"), _interval(p.interval, ".4f"), _fmt(p.inside_interval)]
+            for name, predictions in (("frontier", bt.frontier_loss_predictions), ("approach3", bt.loss_predictions))
+            for p in predictions]
+    return [("h2", "Backtest"), ("p", "Fitted without the largest budget, predicting its runs: " + bt.message),
+            ("table", ["predictor", "run", "C", "actual", "predicted", "rel. error", "interval", "inside"], rows)]
+
+
+def _plot_blocks(s: StudySummary) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Plots")]
+    blocks += [("img", plot, Path(plot).stem.replace("_", " ")) for plot in s.plots if plot.endswith(".png")]
+    t = s.timings
     blocks.append(("p", f"Time: sweep {t['sweep_seconds']:.0f} s, fit {t['fit_seconds']:.0f} s, plots "
                         f"{t['plot_seconds']:.0f} s, validation run {t['validation_seconds']:.0f} s; "
                         f"total {t['total_seconds']:.0f} s."))
@@ -191,13 +205,13 @@ def _html(blocks, out_dir: Path) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
+def write_report(summary: StudySummary, out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html and summary.json into out_dir; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = _blocks(summary)
     paths = {"md": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "summary.json"}
-    write_text_atomic(paths["json"], json.dumps(summary, indent=1, allow_nan=False))
+    write_text_atomic(paths["json"], json.dumps(summary.to_dict(), indent=1, allow_nan=False))
     write_text_atomic(paths["md"], _markdown(blocks))
     write_text_atomic(paths["html"], _html(blocks, out_dir))
     return paths

@@ -56,7 +56,7 @@ import numpy as np
 import yaml
 
 from experiments.store import check_name
-from lm.accounting import N_CONVENTIONS
+from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS
 from lm.data import CorpusConfig
 from lm.shapes import ASPECT, ASPECT_RANGE
 from lm.device import PRECISIONS
@@ -318,7 +318,7 @@ class SweepConfig:
     kind: str
     corpus: CorpusSection
     training: TrainingSection
-    n_convention: str = "with_head"
+    n_convention: str = DEFAULT_N_CONVENTION
     isoflop: IsoFLOPSection | None = None
     grid: GridSection | None = None
     resources: ResourcesSection = field(default_factory=ResourcesSection)

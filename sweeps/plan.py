@@ -189,16 +189,33 @@ def _explicit(config: SweepConfig, shape: Shape) -> ModelConfig:
                        tie_embeddings=config.training.tie_embeddings)
 
 
-def _whole_steps(tokens: float, tokens_per_step: int, config: SweepConfig, key: str, what: str) -> int:
-    """`tokens` rounded to whole steps; SweepConfigError if that is under one batch or min_steps."""
+def whole_steps(tokens: float, tokens_per_step: int, *, min_steps: int = 1) -> int:
+    """`tokens` rounded to whole steps of `tokens_per_step`; ValueError if under one step or `min_steps`."""
     if tokens < tokens_per_step:
-        raise SweepConfigError(key, f"{what}: D = {tokens:,.0f} tokens is less than one batch of batch_size × "
-                               f"context_length = {tokens_per_step:,} tokens")
+        raise ValueError(f"D = {tokens:,.0f} tokens is less than one batch of batch_size × context_length = "
+                         f"{tokens_per_step:,} tokens")
     steps = round(tokens / tokens_per_step)
-    if steps < config.planning.min_steps:
-        raise SweepConfigError(key, f"{what}: D = {tokens:,.0f} tokens is only {steps} steps of {tokens_per_step:,} "
-                               f"tokens, fewer than planning.min_steps = {config.planning.min_steps}")
+    if steps < min_steps:
+        raise ValueError(f"D = {tokens:,.0f} tokens is only {steps} steps of {tokens_per_step:,} tokens, fewer "
+                         f"than planning.min_steps = {min_steps}")
     return steps * tokens_per_step
+
+
+def tokens_for(compute: float, n: int, tokens_per_step: int, *, min_steps: int = 1) -> int:
+    """D for a model of N parameters at compute C: C / (6·N) (Kaplan et al. 2020) in whole steps, chosen after
+    the shape so that 6·N·D lands within MAX_BUDGET_ERROR of C; ValueError when whole steps cannot."""
+    tokens = whole_steps(compute / (6 * n), tokens_per_step, min_steps=min_steps)
+    if abs(6 * n * tokens - compute) > MAX_BUDGET_ERROR * compute:  # only possible with few steps
+        raise ValueError(f"whole steps give 6·N·D = {6 * n * tokens:.4g}, more than {MAX_BUDGET_ERROR:.0%} from "
+                         f"the budget {compute:.4g}; raise planning.min_steps")
+    return tokens
+
+
+def _whole_steps(tokens: float, tokens_per_step: int, config: SweepConfig, key: str, what: str) -> int:
+    try:
+        return whole_steps(tokens, tokens_per_step, min_steps=config.planning.min_steps)
+    except ValueError as error:
+        raise SweepConfigError(key, f"{what}: {error}") from None
 
 
 def _isoflop_cells(config: SweepConfig):
@@ -216,11 +233,10 @@ def _isoflop_cells(config: SweepConfig):
         for model, n_target in models.values():
             N = param_counts(model).n(config.n_convention)
             for B in t.batch_sizes(N=N, C=C):
-                what = f"budget C={C:.4g}, N={N:,}, batch_size {B}"
-                D = _whole_steps(C / (6 * N), B * t.context_length, config, key, what)
-                if abs(6 * N * D - C) > MAX_BUDGET_ERROR * C:  # only possible with min_steps < 50
-                    raise SweepConfigError(key, f"{what}: whole steps give 6·N·D = {6 * N * D:.4g}, more than "
-                                           f"{MAX_BUDGET_ERROR:.0%} from the budget; raise planning.min_steps")
+                try:
+                    D = tokens_for(C, N, B * t.context_length, min_steps=config.planning.min_steps)
+                except ValueError as error:
+                    raise SweepConfigError(key, f"budget C={C:.4g}, N={N:,}, batch_size {B}: {error}") from None
                 for lr in t.lrs(N=N, C=C):
                     yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
                                          tokens=D, batch_size=B, lr=lr, budget=C, **common), n_target

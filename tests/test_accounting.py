@@ -121,7 +121,7 @@ def test_activation_memory_scales_linearly_with_batch():
 def test_shapes_hit_targets_within_five_percent_and_are_monotone():
     previous = 0
     for target in np.logspace(4, 10, 400):
-        cfg = shape_for_params(float(target), vocab_size=50_000, context_length=1024)
+        cfg = shape_for_params(float(target), vocab_size=50_000, context_length=1024, convention="non_embedding")
         n = param_counts(cfg).non_embedding
         assert abs(n / target - 1) <= 0.05, (target, cfg)
         assert n >= previous
@@ -131,7 +131,7 @@ def test_shapes_hit_targets_within_five_percent_and_are_monotone():
 
 def test_shapes_follow_the_aspect_rule_above_a_million_parameters():
     for target in (1e6, 1e7, 1e8, 1e9):
-        cfg = shape_for_params(target, vocab_size=1000, context_length=64)
+        cfg = shape_for_params(target, vocab_size=1000, context_length=64, convention="non_embedding")
         assert 24 <= cfg.d_model / cfg.n_layers <= 128
 
 
@@ -139,14 +139,14 @@ def test_shapes_follow_the_aspect_rule_above_a_million_parameters():
 def test_other_aspects_keep_the_ladder_monotone_and_within_five_percent(aspect):
     previous = 0
     for target in np.logspace(4, 9, 150):
-        cfg = shape_for_params(float(target), vocab_size=1000, context_length=64, aspect=aspect)
+        cfg = shape_for_params(float(target), vocab_size=1000, context_length=64, aspect=aspect, convention="non_embedding")
         n = param_counts(cfg).non_embedding
         assert abs(n / target - 1) <= 0.05 and n >= previous, (aspect, target, cfg)
         previous = n
-    big = shape_for_params(1e8, vocab_size=1000, context_length=64, aspect=aspect)
+    big = shape_for_params(1e8, vocab_size=1000, context_length=64, aspect=aspect, convention="non_embedding")
     assert 0.375 * aspect <= big.d_model / big.n_layers <= 2 * aspect
     with pytest.raises(ValueError, match="aspect must be"):
-        shape_for_params(1e6, vocab_size=1000, context_length=64, aspect=2)
+        shape_for_params(1e6, vocab_size=1000, context_length=64, aspect=2, convention="non_embedding")
 
 
 def test_shapes_under_other_conventions_count_the_head():

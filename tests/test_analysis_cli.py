@@ -12,6 +12,7 @@ from analysis.simulate import HyperparamAxis, simulate_curves, simulate_runs, wr
 from scaling.cli import main
 
 FAST = ["--bootstrap", "40", "--holdout", "none"]
+SHAPE = ["--vocab-size", "1024", "--context", "128"]
 
 
 @pytest.fixture(scope="module")
@@ -32,57 +33,100 @@ def fit_file(store, tmp_path_factory):
 
 def test_fit_json_names_approach3_parameters_with_intervals(fit_file):
     doc = json.loads(fit_file.read_text())
-    a3 = doc["approach3"]
+    fit = doc["fit"]
+    a3, boot = fit["approach3"], fit["approach3_bootstrap"]
     for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
-        lo, hi = a3[f"{name}_interval"]
-        assert lo <= a3[name] <= hi, name
-    assert a3["bootstrap"]["n_resamples"] == 40
-    assert len(doc["samples"]["approach3"]) == a3["bootstrap"]["n_converged"]
-    assert doc["lr_law"]["success"] and doc["lr_law"]["p"] == pytest.approx(-0.1, abs=0.05)
+        interval = boot["intervals"][name]
+        assert interval["lo"] <= a3[name] <= interval["hi"], name
+    assert boot["n_resamples"] == 40 and len(boot["samples"]) == 40
+    assert fit["lr_law"]["success"] and fit["lr_law"]["p"] == pytest.approx(-0.1, abs=0.05)
+    assert fit["headline"]["predictor"] in ("frontier", "approach3")
+
+
+def test_fit_json_loads_back_into_the_same_objects(store, fit_file):
+    """StudyFit.from_dict(to_dict()) rebuilds the fit: every prediction from the file equals the live fit's."""
+    from analysis.study_fit import StudyFit
+    from analysis.table import read_curves, read_table
+    from analysis.study_fit import fit_all
+
+    fit = StudyFit.from_dict(json.loads(fit_file.read_text())["fit"])
+    live = fit_all(read_table(store), read_curves(store), n_bootstrap=40, holdout=[])
+    for c in (1e19, 1e21):
+        assert fit.predict_at(c).best == live.predict_at(c).best
+    assert fit.predict_run(1e8, 2e9) == live.predict_run(1e8, 2e9)
 
 
 def test_predict_from_fit_json_matches_the_closed_forms_and_builds_a_shape(fit_file, capsys):
-    doc = json.loads(fit_file.read_text())
+    doc = json.loads(fit_file.read_text())["fit"]
     capsys.readouterr()
-    assert main(["predict", "--from", str(fit_file), "--compute", "1e21", "--json"]) == 0
+    assert main(["predict", "--from", str(fit_file), "--compute", "1e21", "--json", "--predictor", "approach3",
+                 *SHAPE]) == 0
     out = json.loads(capsys.readouterr().out)
     a3 = doc["approach3"]
     params = ChinchillaParams(**{k: a3[k] for k in ("E", "A", "B", "alpha", "beta")})
     n_opt, d_opt = (float(v) for v in compute_optimal(params, 1e21))
-    assert out["approach"] == "approach3"
-    assert out["n_opt"] == pytest.approx(n_opt, rel=1e-12) and out["d_opt"] == pytest.approx(d_opt, rel=1e-12)
-    assert out["loss"] == pytest.approx(float(predict_loss(params, n_opt, d_opt)), rel=1e-12)
-    for key in ("n_opt", "d_opt", "loss", "lr"):
-        lo, hi = out[f"{key}_interval"]
-        assert lo < out[key] < hi, key
-    assert out["lr"] == pytest.approx(doc["lr_law"]["k"] * 1e21 ** doc["lr_law"]["p"])
-    assert "batch_size" in out  # no batch-size axis in this sweep: null, said so
+    assert out["headline"]["predictor"] == "approach3"
+    best = next(a for a in out["allocations"] if a["approach"] == "approach3")
+    assert best["n_opt"]["value"] == pytest.approx(n_opt, rel=1e-12)
+    assert best["d_opt"]["value"] == pytest.approx(d_opt, rel=1e-12)
+    assert best["loss"]["value"] == pytest.approx(float(predict_loss(params, n_opt, d_opt)), rel=1e-12)
+    for estimate in (best["n_opt"], best["d_opt"], best["loss"], out["lr"]):
+        lo, hi = estimate["interval"]
+        assert lo < estimate["value"] < hi
+    assert out["lr"]["value"] == pytest.approx(doc["lr_law"]["k"] * 1e21 ** doc["lr_law"]["p"])
+    assert out["batch_size"]["value"] is None  # no batch-size axis in this sweep: null, said so
     frontier = doc["frontier"]  # Approach 2's loss is the loss frontier's, with an interval from its samples
-    a2 = out["by_approach"]["approach2"]
-    assert a2["loss"] == pytest.approx(frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
-    assert a2["loss_interval"][0] < a2["loss"] < a2["loss_interval"][1]
+    a2 = next(a for a in out["allocations"] if a["approach"] == "approach2")
+    assert a2["loss"]["value"] == pytest.approx(frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
+    assert a2["loss"]["interval"][0] < a2["loss"]["value"] < a2["loss"]["interval"][1]
+    assert a2["d_opt"]["value"] == pytest.approx(1e21 / (6 * a2["n_opt"]["value"]))
+    assert a2["d_opt"]["interval"][0] == pytest.approx(1e21 / (6 * a2["n_opt"]["interval"][1]))
     shape = out["shape"]
     assert shape["n_params"] == pytest.approx(n_opt, rel=0.06)  # lm.shapes lands within 5% of a target
     assert shape["train_flops_6ND"] == pytest.approx(6 * shape["n_params"] * d_opt)
     assert shape["memory_bytes"]["total"] > 16 * shape["params"]["total"]  # AdamW state alone is 16 B/param
+    assert shape["vocab_size"] == 1024 and "from the flag" in shape["from"]
 
 
-def test_predict_from_source_equals_predict_from_its_fit_file(store, fit_file, capsys):
+def test_predict_from_source_equals_predict_from_its_fit_file(store, tmp_path, capsys):
+    """`predict SOURCE` and `fit SOURCE --out f.json && predict --from f.json` give the same headline and numbers,
+    and so does a SOURCE that is the fit file itself."""
+    fit_path = tmp_path / "f.json"
+    assert main(["fit", str(store), "--format", "json", "--out", str(fit_path), "--bootstrap", "40"]) == 0
+    outputs = []
+    for argv in (["--from", str(fit_path)], [str(fit_path)], [str(store), "--bootstrap", "40"]):
+        capsys.readouterr()
+        assert main(["predict", *argv, "--compute", "3e20", "--json", *SHAPE]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_predict_shape_needs_the_vocabulary_when_the_runs_do_not_say(fit_file, capsys):
     capsys.readouterr()
-    main(["predict", "--from", str(fit_file), "--compute", "3e20", "--json"])
-    via_file = json.loads(capsys.readouterr().out)
-    assert main(["predict", str(store), "--compute", "3e20", "--json", "--bootstrap", "40"]) == 0
-    via_source = json.loads(capsys.readouterr().out)
-    for key in ("n_opt", "n_opt_interval", "d_opt", "loss", "loss_interval", "lr", "lr_interval"):
-        assert via_source[key] == pytest.approx(via_file[key], rel=1e-9), key
+    assert main(["predict", "--from", str(fit_file), "--compute", "1e21"]) == 2
+    assert "--vocab-size" in capsys.readouterr().err
 
 
 def test_predict_loss_of_a_given_run(fit_file, capsys):
     capsys.readouterr()
     assert main(["predict", "--from", str(fit_file), "--params", "1e8", "--tokens", "2e9", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    lo, hi = out["loss_interval"]
-    assert lo < out["loss"] < hi and out["C"] == pytest.approx(1.2e18)
+    lo, hi = out["loss"]["interval"]
+    assert lo < out["loss"]["value"] < hi and out["C"] == pytest.approx(1.2e18)
+    assert set(out["by_predictor"]) == {"frontier", "approach3"}
+    assert out["loss"] == out["by_predictor"][out["headline"]["predictor"]]
+
+
+@pytest.mark.parametrize("rows", ["N,D,loss\n", "N,D,loss\n1000,20000,3.0\n", "N,D,loss\n1000,2000,0\n2000,1000,0\n"])
+def test_nothing_fitted_exits_1_with_one_line(rows, tmp_path, capsys):
+    """An empty table, one run, or only unusable losses: no approach fits, exit 1, no numpy internals quoted."""
+    path = tmp_path / "runs.csv"
+    path.write_text(rows)
+    for command in (["fit", str(path)], ["predict", str(path), "--compute", "1e20"]):
+        capsys.readouterr()
+        assert main(command) == 1
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"scaling {command[0]}: no ") and "weights" not in last
 
 
 def test_fit_table_output_and_plot(store, tmp_path, capsys):
@@ -101,7 +145,7 @@ def test_fit_table_output_and_plot(store, tmp_path, capsys):
     (["fit", "{tmp}/missing.csv"], "missing.csv"),
     (["fit", "{csv}", "--loss-col", "val_loss"], "'val_loss'"),
     (["fit", "{nocol}"], "'loss'"),
-    (["predict", "--from", "{csv}", "--compute", "1e20"], "not JSON"),
+    (["predict", "--from", "{tmp}/bad.json", "--compute", "1e20"], "not JSON"),
     (["predict", "--compute", "1e20"], "exactly one of SOURCE"),
     (["fit", "{csv}", "--holdout", "1e30", "--bootstrap", "20"], "--holdout"),
 ])
@@ -110,6 +154,7 @@ def test_bad_input_exits_2_with_one_line_naming_the_problem(argv, needle, store,
     simulate_runs(budgets=[1e18, 1e19], n_per_budget=5).to_csv(csv, index=False)
     nocol = tmp_path / "nocol.csv"
     nocol.write_text("N,D\n1,2\n")
+    (tmp_path / "bad.json").write_text("{not json")
     argv = [a.format(tmp=tmp_path, csv=csv, nocol=nocol) for a in argv]
     capsys.readouterr()
     assert main(argv) == 2

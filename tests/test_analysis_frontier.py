@@ -114,11 +114,11 @@ def test_fit_all_backtest_and_predict_at_carry_the_frontier():
     assert fit.frontier is not None
     summary = fit.to_dict()
     assert summary["frontier"]["gamma"] == pytest.approx(GAMMA, rel=0.1)
-    at = fit.predict_at(4 * BUDGETS[-1])
-    lo, hi = at["approach2"]["loss_interval"]
-    assert lo < at["approach2"]["loss"] < hi
+    at = fit.predict_at(4 * BUDGETS[-1]).allocation("approach2").loss
+    lo, hi = at.interval
+    assert lo < at.value < hi
     n, d = 1e8, 4 * BUDGETS[-1] / 6e8
-    predicted, (lo, hi) = fit.predict_run(n, d, by="frontier")
+    predicted, (lo, hi) = fit.predict_run(n, d, by="frontier").value, fit.predict_run(n, d, by="frontier").interval
     assert predicted == pytest.approx(float(fit.frontier.predict_loss(n, 6 * n * d))) and lo < predicted < hi
     with pytest.raises(ValueError, match="by must be"):
         fit.predict_run(n, d, by="approach9")

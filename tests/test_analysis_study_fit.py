@@ -12,7 +12,8 @@ from analysis.backtest import backtest, split_holdout
 from analysis.consistency import ExponentEstimate, InconsistentExponentsWarning, check_consistency
 from analysis.parametric import CHINCHILLA_2022, compute_optimal
 from analysis.simulate import HyperparamAxis, simulate_curves, simulate_runs, write_store
-from analysis.study_fit import fit_all
+from analysis.serialize import to_tree
+from analysis.study_fit import StudyFit, fit_all
 from analysis.table import read_curves, read_table
 
 BUDGETS = np.geomspace(1e17, 1e19, 5)
@@ -153,26 +154,32 @@ def test_fit_all_to_dict_is_json_with_the_named_keys(study):
     with a finite two-sided interval; Approaches 1 and 2 give a and b with intervals."""
     out = json.loads(json.dumps(study.to_dict(), allow_nan=False))
     for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
-        lo, hi = out["approach3"][f"{name}_interval"]
-        assert lo <= out["approach3"][name] <= hi, name
+        interval = out["approach3_bootstrap"]["intervals"][name]
+        assert interval["lo"] <= out["approach3"][name] <= interval["hi"], name
     for approach in ("approach1", "approach2"):
         assert set(out[approach]) >= {"a", "a_interval", "b", "b_interval", "success", "message"}
-    assert set(out) >= {"kaplan", "lr_law", "batch_size_law", "consistency", "backtest", "skipped", "warnings"}
+    assert set(out) >= {"kaplan", "lr_law", "batch_law", "consistency", "backtest", "skipped", "warnings", "headline"}
+    back = StudyFit.from_dict(out)  # loads back into the same objects: the same tree, the same predictions
+    assert to_tree(back) == out and back.predict_at(1e21) == study.predict_at(1e21)
 
 
 def test_predict_at_gives_every_approach_with_intervals(study):
     """predict_at(C) holds n_opt, d_opt, tokens_per_param with intervals per approach, Approach 3's loss,
     and the lr law; 6·n_opt·d_opt = C; all JSON-safe."""
     compute = 1e21
-    out = json.loads(json.dumps(study.predict_at(compute), allow_nan=False))
+    prediction = study.predict_at(compute)
+    json.dumps(to_tree(prediction), allow_nan=False)
     for approach in ("approach1", "approach2", "approach3"):
-        entry = out[approach]
-        assert 6 * entry["n_opt"] * entry["d_opt"] == pytest.approx(compute, rel=1e-9)
+        entry = prediction.allocation(approach)
+        assert 6 * entry.n_opt.value * entry.d_opt.value == pytest.approx(compute, rel=1e-9)
         for key in ("n_opt", "d_opt", "tokens_per_param"):
-            lo, hi = entry[f"{key}_interval"]
-            assert lo <= entry[key] <= hi, (approach, key)
-    assert out["approach3"]["loss_interval"][0] <= out["approach3"]["loss"] <= out["approach3"]["loss_interval"][1]
-    assert out["lr"] == pytest.approx(0.3 * compute**-0.1, rel=0.3)
+            lo, hi = getattr(entry, key).interval
+            assert lo <= getattr(entry, key).value <= hi, (approach, key)
+    loss = prediction.allocation("approach3").loss
+    assert loss.interval[0] <= loss.value <= loss.interval[1]
+    assert prediction.lr.value == pytest.approx(0.3 * compute**-0.1, rel=0.3)
+    assert prediction.best == prediction.allocation(prediction.headline.approach)
+    assert prediction.extrapolation == pytest.approx(compute / BUDGETS[-1], rel=0.01)
     with pytest.raises(ValueError, match="compute"):
         study.predict_at(-1.0)
 
@@ -191,12 +198,13 @@ def test_fit_all_records_what_it_cannot_fit():
 
 
 def test_fit_all_warns_once_about_excluded_runs():
-    """Diverged runs are excluded with one warning naming them, recorded in the result."""
+    """Diverged runs are excluded with one warning naming them, recorded in the result (not raised)."""
     table = study_runs()
     table.loc[4, "status"] = "diverged"
-    with pytest.warns(UserWarning) as caught:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded in the result, not raised again
         result = fit_all(table, None, approaches=(2,), n_bootstrap=20)
-    naming = [w for w in caught if table.loc[4, "run_id"] in str(w.message)]
+    naming = [w for w in result.warnings if table.loc[4, "run_id"] in w]
     assert len(naming) == 1
     assert result.n_runs == len(table) - 1
 

@@ -25,35 +25,50 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
 
     summary = json.loads((out / "summary.json").read_text())
     validation = summary["validation"]
-    for key in ("budget", "n", "d", "predicted_loss", "actual_loss", "relative_error", "inside_interval"):
+    for key in ("n", "d", "actual_loss"):
         assert validation[key] is not None, key
+    design = validation["design"]
     largest = max(r.spec.budget for r in plan(load_sweep("tiny")).runs)
-    assert validation["budget"] >= 4 * largest
-    assert abs(validation["relative_error"] - (validation["predicted_loss"] / validation["actual_loss"] - 1)) < 1e-12
+    assert design["budget"] >= 4 * largest
+    comparisons = {c["predictor"]: c for c in validation["comparisons"]}
+    assert comparisons and set(comparisons) <= {"frontier", "approach3"}
+    for c in comparisons.values():
+        assert abs(c["relative_error"] - (c["predicted"]["value"] / validation["actual_loss"] - 1)) < 1e-12
     assert "shape_note" in validation
-    headline = validation["by_predictor"][validation["predicted_by"]]  # the headline is one of those reported
-    assert headline["predicted_loss"] == validation["predicted_loss"]
-    assert validation["predicted_by"] == ("frontier" if validation["n_opt_from"] == "approach2" else "approach3")
-    assert summary["fits"]["approach3"]["alpha"] is not None
+    headline = design["prediction"]["headline"]  # fixed before the run trained: the fit's own headline
+    assert headline == summary["fit"]["headline"] and headline["predictor"] in comparisons
+    best = next(a for a in design["prediction"]["allocations"]
+                if a["approach"] == {"frontier": "approach2", "approach3": "approach3"}[headline["predictor"]])
+    assert summary["fit"]["approach3"]["alpha"] is not None
     assert summary["runs"]["trained_now"] == 6
     for name in ("report.md", "report.html"):
         assert (out / name).stat().st_size > 1000
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "Headline predictor" in (out / "report.md").read_text()
     pngs = [p for p in summary["plots"] if p.endswith(".png")]
     assert pngs and all((out / p).stat().st_size > 5000 for p in pngs)
-    validation_row = st.read_row(store, validation["run_id"])
+    run_id = validation_spec_id(summary)
+    validation_row = st.read_row(store, run_id)
     assert validation_row["status"] == "completed" and validation_row["sweep"] == "tiny-validation"
+    assert validation_row["N"] == validation["n"] and best["n_opt"]["value"] > 0
 
     assert main(args) == 0  # the rerun reuses every run, the validation run included
     again = json.loads((out / "summary.json").read_text())
     assert again["runs"]["trained_now"] == 0 and again["runs"]["already_done"] == 6
-    assert st.read_row(store, validation["run_id"])["attempts"] == 1
+    assert st.read_row(store, run_id)["attempts"] == 1
     assert again["validation"]["actual_loss"] == validation["actual_loss"]
+
+
+def validation_spec_id(summary: dict) -> str:
+    from experiments.spec import ExperimentSpec
+
+    return ExperimentSpec.from_dict(summary["validation"]["design"]["spec"]).run_id
 
 
 def test_validation_run_follows_the_chosen_predictor():
     """"frontier" builds the run at Approach 2's N_opt and predicts with the frontier; "approach3" uses Approach 3
-    for both; the choice is made before the run trains and an unknown name is refused."""
+    for both; "auto" is the fit's own headline; the choice is made before the run trains and an unknown name is
+    refused. D comes from the planner's tokens_for: whole steps within 1% of the budget."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = fit_all(simulate_runs(budgets=np.geomspace(1e9, 1e11, 3), n_per_budget=7, width=6.0, noise=0.003),
@@ -61,14 +76,17 @@ def test_validation_run_follows_the_chosen_predictor():
     config = load_sweep("tiny")
     template = plan(config).runs[0].spec
     budget = 4e11
-    by_frontier, how = validation_spec(config, template, fit, budget, "frontier")
-    assert how["from"] == "approach2" and how["predicted_by"] == "frontier"
-    assert how["n_opt_predicted"] == pytest.approx(float(fit.approach2.n_opt(budget)))
-    _, how3 = validation_spec(config, template, fit, budget, "approach3")
-    assert how3["from"] == "approach3" and how3["predicted_by"] == "approach3"
-    assert how3["n_opt_predicted"] == pytest.approx(float(fit.approach3.compute_optimal(budget)[0]))
-    assert by_frontier.budget == budget
+    by_frontier = validation_spec(config, template, fit, budget, "frontier")
+    assert by_frontier.prediction.best.approach == "approach2" and by_frontier.headline.predictor == "frontier"
+    assert by_frontier.n_opt_predicted == pytest.approx(float(fit.approach2.n_opt(budget)))
+    by_a3 = validation_spec(config, template, fit, budget, "approach3")
+    assert by_a3.prediction.best.approach == "approach3" and by_a3.headline.predictor == "approach3"
+    assert by_a3.n_opt_predicted == pytest.approx(float(fit.approach3.compute_optimal(budget)[0]))
+    assert validation_spec(config, template, fit, budget).headline == fit.headline
+    spec = by_frontier.spec
+    assert spec.budget == budget and spec.tokens % (spec.batch_size * spec.context_length) == 0
+    assert abs(6 * spec.n * spec.tokens / budget - 1) <= 0.01
     assert depth_note(2, [(10, 4), (80, 2), (100, 2)]) is None and depth_note(3, [(60, 3), (100, 2)]) is None
     assert "3 layers, the sweep's largest models 2" in depth_note(3, [(10, 3), (100, 2)])
-    with pytest.raises(ValueError, match="predictor must be one of"):
+    with pytest.raises(ValueError, match="predictor must be"):
         validation_spec(config, template, fit, budget, "kaplan")
