@@ -14,12 +14,11 @@ it is a yardstick for the slope, not a target for the intercept.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import atomicio
 import matplotlib
 
 matplotlib.use("Agg")
@@ -344,14 +343,8 @@ def _save(figure, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for suffix in ("png", "svg"):
         target = out_dir / f"{name}.{suffix}"
-        handle, temp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{suffix}")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                figure.savefig(stream, format=suffix, dpi=150, bbox_inches="tight")
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomicio.writing(target) as stream:
+            figure.savefig(stream, format=suffix, dpi=150, bbox_inches="tight")
         paths.append(target)
     plt.close(figure)
     return paths

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
+import atomicio
 import numpy as np
 import pandas as pd
 
@@ -344,18 +343,4 @@ def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
     return _finish_curves([table[table["run_id"].isin(ok["run_id"])]], where)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temp file in the same folder, then rename it over `path`: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+write_text_atomic = atomicio.write_text  # the shared primitive, under the analysis layer's old name

@@ -26,12 +26,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
+import atomicio
 from experiments.spec import ExperimentSpec
 
 RUNS_DIR, SWEEPS_DIR = "runs", "sweeps"
@@ -71,37 +69,10 @@ def run_dir(store: str | Path, run_id: str) -> Path:
     return Path(store) / RUNS_DIR / check_name(run_id, "run id")
 
 
-# ---- atomic writes ------------------------------------------------------------------------------
+# ---- atomic writes: the shared primitive (atomicio), under the names the store has always used -----
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, flush it to disk, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def strict_json(value):
-    """`value` with every non-finite float replaced by None, so json.dumps(allow_nan=False) accepts it."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value
-
-
-def write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(strict_json(obj), indent=1, allow_nan=False) + "\n")
+atomic_write_text = atomicio.write_text
+write_json = atomicio.write_json
 
 
 def read_json(path: str | Path) -> dict | None:

@@ -7,10 +7,9 @@ one, never half of one. Loading uses `torch.load(weights_only=True)`: a checkpoi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+import atomicio
 import torch
 
 FORMAT = 1
@@ -22,18 +21,8 @@ class CheckpointError(ValueError):
 
 
 def save(path: str | Path, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomicio.writing(path) as f:
+        torch.save({"format": FORMAT, **state}, f)
 
 
 def load(path: str | Path) -> dict:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import atomicio
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -105,10 +106,7 @@ def measure_peak_flops(placement: Placement, *, size: int | None = None, seconds
     _PEAKS[key] = best
     on_disk[text_key] = best
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(on_disk, indent=1))
-        os.replace(tmp, path)
+        atomicio.write_json(path, on_disk)
     except OSError:
         pass  # a read-only cache only costs a re-measurement next time
     return best

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import atomicio
 import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, pre_tokenizers, trainers
@@ -184,7 +183,7 @@ class Tokenizer:
     def save(self, path: str | Path) -> Path:
         """Write the tokenizer as one JSON file, atomically (temp file in the same dir, then os.replace)."""
         path = Path(path)
-        _atomic_write_bytes(path, self._serialize())
+        atomicio.write_bytes(path, self._serialize())
         return path
 
     def __repr__(self) -> str:
@@ -237,15 +236,3 @@ def _split_valid_utf8(text: str | bytes) -> list[str | bytes]:
     if pos < len(decoded):
         parts.append(decoded[pos:])
     return parts
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -166,7 +166,7 @@ def cmd_runs(args) -> int:
     if args.format == "parquet":
         if not args.out:
             raise ValueError("--format parquet needs --out FILE")
-        _atomic(args.out, lambda tmp: table.to_parquet(tmp, index=False))
+        _atomic(args.out, lambda stream: table.to_parquet(stream, index=False))
         return 0
     if args.format == "csv":
         text = table.to_csv(index=False)
@@ -176,20 +176,18 @@ def cmd_runs(args) -> int:
         cols = ["run_id", "status", "N", "D", "C", "loss", "lr", "batch_size", "wall_seconds", "error"]
         text = table[cols].to_string(index=False) if len(table) else "(no finished runs)"
     if args.out:
-        _atomic(args.out, lambda tmp: Path(tmp).write_text(text + "\n"))
+        _atomic(args.out, lambda stream: stream.write((text + "\n").encode("utf-8")))
     else:
         print(text)
     return 0
 
 
 def _atomic(path: str, write) -> None:
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Run `write(file object)` into a temp file that atomically replaces `path`."""
+    import atomicio  # noqa: PLC0415
+
+    with atomicio.writing(path) as stream:
+        write(stream)
 
 
 def _bytes(n: float) -> str:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("lm", "experiments", "sweeps", "analysis", "scaling")
+OURS = ("lm", "experiments", "sweeps", "analysis", "scaling", "atomicio")
 
 # package -> names it must never import (ours or third-party)
 FORBIDDEN = {
+    "atomicio": {"lm", "experiments", "sweeps", "analysis", "scaling", "torch", "ray"},  # the shared primitive
     "lm": {"experiments", "sweeps", "analysis", "scaling"},
     "experiments": {"sweeps", "analysis", "scaling"},
     "sweeps": {"analysis", "scaling"},
@@ -24,7 +25,7 @@ FORBIDDEN = {
 }
 # package -> the only names it may import (besides the standard library)
 ONLY = {
-    "analysis": {"analysis", "numpy", "pandas", "scipy", "matplotlib"},
+    "analysis": {"analysis", "atomicio", "numpy", "pandas", "scipy", "matplotlib"},
 }
 
 
