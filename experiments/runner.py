@@ -180,7 +180,7 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "run_id": spec.run_id, "sweep": sweep, "status": status["status"],
         "N": n, "N_total": counts.total, "N_embedding": counts.embedding, "N_head": counts.head,
         "N_blocks": counts.blocks, "N_norms": counts.norms, "n_convention": spec.n_convention,
-        "D": tokens, "C": 6.0 * n * tokens if trained else None, "flops": result.flops if trained else None,
+        "D": tokens, "passes": result.passes if trained else None, "C": 6.0 * n * tokens if trained else None, "flops": result.flops if trained else None,
         "budget": spec.budget,
         "loss": result.final_val_loss if trained and result.status == "completed" else None,
         "train_loss": result.final_train_loss if trained else None,
