@@ -44,6 +44,8 @@ def passes(n_tokens: int, *, steps: int, batch_size: int, context_length: int) -
 @functools.lru_cache(maxsize=2)  # a batch spans at most two passes unless batch_size > W (a tiny split)
 def _permutation(seed: int, pass_index: int, n_windows: int) -> np.ndarray:
     perm = np.random.default_rng([seed, pass_index]).permutation(n_windows)
+    if n_windows <= 2**32:
+        perm = perm.astype(np.uint32)  # half the memory: 4 bytes per window (32 MB for 10^9 tokens at T = 128)
     perm.flags.writeable = False  # shared by every caller through the cache
     return perm
 
@@ -62,7 +64,7 @@ def window_starts(n_tokens: int, *, step: int, batch_size: int, context_length: 
     windows = np.empty(batch_size, dtype=np.int64)
     for p in np.unique(pass_of):
         rows = pass_of == p
-        windows[rows] = _permutation(seed, int(p), n_windows)[slot[rows]]
+        windows[rows] = _permutation(seed, int(p), n_windows)[slot[rows]]  # uint32 -> int64
     return windows * context_length
 
 

@@ -298,7 +298,8 @@ class TokenizedCorpus:
         n_windows = min(n_slots, max_tokens // context_length)
         slots = np.round(np.linspace(0, n_slots - 1, n_windows)).astype(np.int64)  # spacing >= 1: distinct
         starts = slots * context_length
-        return [batches.gather(tokens, starts[i:i + batch_size], context_length) for i in range(0, n_windows, batch_size)]
+        return [batches.gather(tokens, starts[i:i + batch_size], context_length)
+                for i in range(0, n_windows, batch_size)]
 
     def unigram_entropy(self, split: str = "val") -> float:
         """Entropy (nats/token) of the split's empirical unigram distribution: the loss of the best

@@ -301,9 +301,10 @@ def _warn_if_repeating(config: TrainConfig, corpus) -> None:
     T = config.model.context_length
     passes = corpus.passes(steps=config.steps, batch_size=config.batch_size, context_length=T)
     if passes > 1:
-        warnings.warn(f"this run makes {passes:.2f} passes over the training split ({config.steps * config.batch_size:,}"
-                      f" windows drawn from {windows_per_pass(corpus.train.size, T):,}): {1 - 1 / passes:.0%} of"
-                      " its training windows repeat earlier ones", RepeatedDataWarning, stacklevel=3)
+        draws, windows = config.steps * config.batch_size, windows_per_pass(corpus.train.size, T)
+        warnings.warn(f"this run makes {passes:.2f} passes over the training split ({draws:,} windows drawn from "
+                      f"{windows:,}): {1 - 1 / passes:.0%} of its training windows repeat earlier ones",
+                      RepeatedDataWarning, stacklevel=3)
 
 
 def _jsonable(d):

@@ -43,8 +43,8 @@ OTHER_VALUES = {
     "n_params": None, "n_layers": 3, "d_model": 64, "n_heads": 4, "n_convention": "total", "tie_embeddings": True,
     "tokens": 101 * 8 * 32, "batch_size": 4, "context_length": 16, "lr": 3.0000001e-3, "schedule": "wsd",
     "warmup_fraction": 0.1, "min_lr_ratio": 0.0, "cooldown_fraction": 0.3, "weight_decay": 0.0, "grad_clip": 0.5,
-    "seed": 1, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl", "vocab_size": 1024,
-    "corpus_max_bytes": None, "corpus_text_field": "body", "corpus_val_fraction": 0.1, "corpus_seed": 2,
+    "seed": 1, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl",
+    "vocab_size": 1024, "corpus_max_bytes": None, "corpus_text_field": "body", "corpus_val_fraction": 0.1, "corpus_seed": 2,
     "budget": 1e12,
 }
 
