@@ -18,9 +18,13 @@ Notable choices:
   Reasons: status other than "completed", N or D missing or not positive, loss missing, not finite or
   not positive (losses are fitted in log space).
 - N and D are cast to int64 (rounded) after exclusion; optional integer columns become nullable Int64.
-- Curves (`read_curves`): `loss` is the TRAINING loss, logged at every step. Each token is seen once,
-  so the training loss on a batch is a held-out estimate before the step, and it is what Hoffmann et al.
-  (2022) Approach 1 take the envelope of; `val_loss` is kept alongside (NaN where not evaluated).
+- Curves (`read_curves`): `loss` is the TRAINING loss, logged at every step. Training windows are drawn
+  without replacement within each pass over the training split (lm/batches.py), so while a run's
+  `passes` column is at most 1 no training token is seen twice: the training loss on a batch is a
+  held-out estimate before the step, and it is what Hoffmann et al. (2022) Approach 1 take the envelope
+  of. A run with `passes` > 1 repeats data after its first pass (the trainer warns), and its later
+  training losses are on seen tokens; rows written before the sampler existed have no `passes` (their
+  windows were drawn with replacement). `val_loss` is kept alongside (NaN where not evaluated).
   A CSV/Parquet source for curves is either a results table with a `curve` column (paths to per-run
   curve CSVs, relative to the table's folder) or a long-format file already holding run_id, N, D,
   tokens and train_loss (or loss) per point.
@@ -49,6 +53,7 @@ COLUMNS: dict[str, str] = {
     "N_blocks": "Int64",
     "N_norms": "Int64",
     "D": "int64",           # training tokens
+    "passes": "float64",    # passes over the training split those tokens made (lm/batches.py); > 1 repeats data
     "C": "float64",         # 6·N·D
     "flops": "float64",     # exact counted training FLOPs
     "budget": "float64",    # nominal IsoFLOP budget of the run's cell; NaN for grid sweeps

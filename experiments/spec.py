@@ -24,6 +24,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
 from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS, ParamCounts, param_counts
+from lm.batches import SAMPLERS
 from lm.data import CorpusConfig
 from lm.device import PRECISIONS
 from lm.model import ModelConfig
@@ -63,6 +64,9 @@ class ExperimentSpec:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0  # initialisation and batch order
+    # which windows each step reads (lm.batches.SAMPLERS). A field of its own so that runs trained with
+    # the old with-replacement sampler, whose specs had no such field, keep ids of their own.
+    sampler: str = "permutation"
     precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA, else fp32)
     eval_tokens: int = 32_768  # held-out tokens per validation evaluation
     # corpus (lm.data.CorpusConfig; vocab_size is also the model's)
@@ -119,7 +123,8 @@ class ExperimentSpec:
         for name in ("weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ExperimentSpec.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name, allowed in (("n_convention", N_CONVENTIONS), ("schedule", SCHEDULES), ("precision", PRECISIONS)):
+        for name, allowed in (("n_convention", N_CONVENTIONS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
+                              ("sampler", SAMPLERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ExperimentSpec.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("corpus_source", "corpus_text_field"):
@@ -192,8 +197,8 @@ class ExperimentSpec:
         return TrainConfig(
             model=self.model_config(), tokens=self.tokens, batch_size=self.batch_size, lr=self.lr,
             schedule=self.schedule_config(), weight_decay=self.weight_decay, grad_clip=self.grad_clip,
-            seed=self.seed, eval_tokens=self.eval_tokens, device=device, precision=self.precision,
-            compile=compile, threads=threads,
+            seed=self.seed, sampler=self.sampler, eval_tokens=self.eval_tokens, device=device,
+            precision=self.precision, compile=compile, threads=threads,
         )
 
 

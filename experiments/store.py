@@ -46,7 +46,7 @@ TERMINAL = ("completed", "diverged", "failed")
 ROW_COLUMNS = (
     "run_id", "sweep", "status",
     "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "n_convention",
-    "D", "C", "flops", "budget", "loss", "train_loss",
+    "D", "passes", "C", "flops", "budget", "loss", "train_loss",
     "lr", "batch_size", "context_length", "vocab_size", "n_layers", "d_model", "n_heads",
     "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
     "attempts", "resumed_from_step", "error",

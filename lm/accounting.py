@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lm.model import ModelConfig
+from lm.model import ModelConfig, Transformer
 
 N_CONVENTIONS = ("non_embedding", "total", "with_head")
 # The one default everywhere (spec, sweep files, shapes, CLI): every parameter that does a matmul per token,
@@ -79,6 +79,15 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
         norms=(2 * L + 1) * d,
         vocab_times_width=V * d,
     )
+
+
+def checked_param_counts(model: Transformer) -> ParamCounts:
+    """`param_counts(model.config)`, checked against the model's real tensors (AssertionError if they differ)."""
+    counts = param_counts(model.config)
+    actual = sum(p.numel() for p in model.parameters())
+    if counts.total != actual:
+        raise AssertionError(f"closed-form parameter count {counts.total} != sum(numel) {actual}")
+    return counts
 
 
 def forward_flops_per_token(cfg: ModelConfig, convention: str = "exact", *, context_length: int | None = None) -> float:

@@ -1,24 +1,14 @@
-"""Corpora -> tokenized, memory-mapped, cached token arrays, and deterministic batches.
+"""Tokenize-once caching: a `CorpusConfig`'s documents -> memory-mapped train/val token arrays.
 
-Sources (`CorpusConfig.source`, kind decided from the string alone, in this order):
-- "stdlib": the `.py` files of the running Python's standard library: real text on every machine,
-  nothing downloaded. Left out: test suites (any `test/`, `tests/` or `idle_test/` folder),
-  `site-packages/`, `__pycache__/`, and the build-specific `config-*/` and `_sysconfigdata_*` files.
-  idlelib and turtledemo stay in (ordinary application code). Python 3.11.7: 729 non-empty files, 12.1 MB.
-- a glob pattern (contains * ? or [): the matching files, recursively (`**`), sorted.
-- a path ending in `.jsonl`: one document per line, the string in field `text_field`.
-- a path ending in `.bin` (raw uint16, nanoGPT style) or `.npy` (1-D integer array): token ids
-  already. There is no tokenizer and no document boundary: validation is the last `val_fraction` of
-  the tokens. The vocab size is `pretokenized_vocab_size`, or max id + 1 when that is None.
-- otherwise a directory: every file under it, recursively, sorted by relative path.
-For globs and directories, hidden files/folders (name starts with ".") and binary files (a NUL byte in
-the first 8 KiB, git's heuristic) are skipped; a document is one file. Empty documents are dropped.
+Reading the kinds of sources is lm/corpus_sources.py; which windows a training step reads is
+lm/batches.py. This module splits, tokenizes, caches and opens the result (`TokenizedCorpus`).
 
-Text corpora: documents are read in sorted order (JSONL: file order) until `max_bytes` (the last one
-truncated so the total is exact), split into train/val BY DOCUMENT (documents in a seeded hash order
-fill a validation budget of val_fraction of the bytes; see `split_documents`), the tokenizer is
-trained on the train documents only, and each split is stored as its documents' tokens joined with
-END_OF_TEXT between them.
+Text corpora: the documents (`read_documents`) are split into train/val BY DOCUMENT (documents in a
+seeded hash order fill a validation budget of val_fraction of the bytes; see `split_documents`), the
+tokenizer is trained on the train documents only, and each split is stored as its documents' tokens
+joined with END_OF_TEXT between them. Pre-tokenized sources (.bin/.npy) have no tokenizer and no
+document boundary: validation is the last `val_fraction` of the tokens, and the vocab size is
+`pretokenized_vocab_size`, or max id + 1 when that is None.
 
 Cache: `<cache_dir>/<first 16 hex of fingerprint>/{train.bin, val.bin, tokenizer.json, meta.json}`,
 where the fingerprint is a sha256 of the format version, the config fields that change the result,
@@ -26,7 +16,8 @@ and every document's name and bytes (contents, never mtimes). It is built in a t
 renamed into place, so readers never see a half-written corpus and concurrent builders do not clash.
 Token files are raw little-endian uint16 when the vocab fits (<= 65536 ids), else uint32.
 
-Batches are functions of (seed, step): a resumed run sees exactly the batches it would have seen.
+Training batches are functions of (seed, step) and read each window at most once per pass over the
+train split (lm/batches.py): a resumed run sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -35,200 +26,31 @@ import hashlib
 import json
 import os
 import shutil
-import sysconfig
 import uuid
 from dataclasses import asdict, dataclass, field
-from glob import glob, has_magic
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lm.tokenizer import MIN_VOCAB_SIZE, Tokenizer, train_tokenizer
+from lm import batches
+from lm.corpus_sources import (PRETOKENIZED_KINDS, CorpusConfig, CorpusError, existing_file, is_int,
+                               open_pretokenized, read_documents, stdlib_root)
+from lm.tokenizer import Tokenizer, train_tokenizer
+
+__all__ = ["FORMAT_VERSION", "PRETOKENIZED_KINDS", "CorpusConfig", "CorpusError", "TokenizedCorpus",
+           "default_cache_dir", "prepare_corpus", "read_documents", "split_documents", "stdlib_root",
+           "token_dtype"]
 
 FORMAT_VERSION = 1
-PRETOKENIZED_KINDS = ("bin", "npy")
 _ENCODE_CHUNK_BYTES = 8 << 20  # documents per HF batch call: big enough to keep all cores busy
 _SPLITS = ("train", "val")
-
-
-class CorpusError(ValueError):
-    """A corpus cannot be read, prepared or sampled; the message names the file or field and why."""
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CorpusConfig:
-    """Which text to tokenize and how. Frozen; a bad field raises ValueError naming it."""
-
-    source: str = "stdlib"  # "stdlib" | directory | glob | file.jsonl | tokens.bin | tokens.npy
-    text_field: str = "text"  # JSONL field holding a document's text
-    vocab_size: int = 1024  # tokenizer size incl. END_OF_TEXT (text sources; >= 257)
-    max_bytes: int | None = None  # cap on text bytes read (text sources only)
-    val_fraction: float = 0.05  # share of bytes in held-out documents (text) / tail of tokens (pre-tokenized)
-    seed: int = 0  # seeds the train/val document split
-    pretokenized_vocab_size: int | None = None  # .bin/.npy only; None -> max id + 1
-
-    def __post_init__(self):
-        if not isinstance(self.source, str) or not self.source:
-            raise ValueError(f"source must be a non-empty string, got {self.source!r}")
-        if not isinstance(self.text_field, str) or not self.text_field:
-            raise ValueError(f"text_field must be a non-empty string, got {self.text_field!r}")
-        if not _is_int(self.vocab_size) or not MIN_VOCAB_SIZE <= self.vocab_size <= 2**32:
-            raise ValueError(f"vocab_size must be an int in [{MIN_VOCAB_SIZE}, 2**32] (256 byte tokens + "
-                             f"END_OF_TEXT), got {self.vocab_size!r}")
-        if self.max_bytes is not None and (not _is_int(self.max_bytes) or self.max_bytes < 1):
-            raise ValueError(f"max_bytes must be None or an int >= 1, got {self.max_bytes!r}")
-        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be a number in (0, 1), got {self.val_fraction!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
-        p = self.pretokenized_vocab_size
-        if p is not None and (not _is_int(p) or not 1 <= p <= 2**32):
-            raise ValueError(f"pretokenized_vocab_size must be None or an int in [1, 2**32], got {p!r}")
-        pretokenized = self.kind in PRETOKENIZED_KINDS
-        if pretokenized and self.max_bytes is not None:
-            raise ValueError("max_bytes applies to text sources only; it must be None for a .bin/.npy source")
-        if not pretokenized and p is not None:
-            raise ValueError("pretokenized_vocab_size applies to .bin/.npy sources only; it must be None here")
-
-    @property
-    def kind(self) -> str:
-        """'stdlib' | 'glob' | 'jsonl' | 'bin' | 'npy' | 'dir', from the source string alone."""
-        if self.source == "stdlib":
-            return "stdlib"
-        if has_magic(self.source):
-            return "glob"
-        suffix = Path(self.source).suffix.lower()
-        return {".jsonl": "jsonl", ".bin": "bin", ".npy": "npy"}.get(suffix, "dir")
 
 
 def default_cache_dir() -> Path:
     """`$SCALING_LAB_CACHE/corpora`, else `~/.cache/scaling-lab/corpora`."""
     root = os.environ.get("SCALING_LAB_CACHE") or "~/.cache/scaling-lab"
     return Path(root).expanduser() / "corpora"
-
-
-def stdlib_root() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-# ---- reading documents ------------------------------------------------------------------------
-
-_STDLIB_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
-
-
-def _stdlib_files() -> list[tuple[str, Path]]:
-    root, out = stdlib_root(), []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root)
-        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP_DIRS and not d.startswith("config-")]
-        out += [((rel / f).as_posix(), Path(dirpath) / f) for f in filenames
-                if f.endswith(".py") and not f.startswith("_sysconfigdata_")]
-    return sorted(out)
-
-
-def _tree_files(root: Path) -> list[tuple[str, Path]]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = Path(dirpath).relative_to(root)
-        out += [((rel / f).as_posix(), Path(dirpath) / f) for f in filenames if not f.startswith(".")]
-    return sorted(out)
-
-
-def _glob_files(pattern: str) -> list[tuple[str, Path]]:
-    matches = glob(os.path.expanduser(pattern), recursive=True)  # hidden names excluded, as in a shell
-    return sorted((m, Path(m)) for m in matches if not os.path.isdir(m))
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"cannot read corpus file {path}: {e.strerror or e}") from e
-
-
-def _file_documents(files: list[tuple[str, Path]], max_bytes: int | None, skip_binary: bool):
-    """(name, bytes) of each non-empty text file in order, until max_bytes; and the number skipped."""
-    docs, total, skipped = [], 0, 0
-    for name, path in files:
-        if max_bytes is not None and total >= max_bytes:
-            break
-        data = _read(path)
-        if skip_binary and b"\0" in data[:8192]:
-            skipped += 1
-            continue
-        if max_bytes is not None:
-            data = data[: max_bytes - total]
-        if data:
-            docs.append((name, data))
-            total += len(data)
-    return docs, skipped
-
-
-def _jsonl_documents(path: Path, text_field: str, max_bytes: int | None):
-    docs, total = [], 0
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise CorpusError(f"cannot read corpus file {path}: {e.strerror or e}") from e
-    with f:
-        for lineno, line in enumerate(f, start=1):
-            if max_bytes is not None and total >= max_bytes:
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-                raise CorpusError(f"{path} line {lineno}: not valid JSON ({e})") from None
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise CorpusError(f"{path} line {lineno}: expected a JSON object with a string field "
-                                  f"text_field={text_field!r}")
-            data = record[text_field].encode("utf-8", errors="surrogatepass")
-            if max_bytes is not None:
-                data = data[: max_bytes - total]
-            if data:
-                docs.append((f"line {lineno}", data))
-                total += len(data)
-    return docs, 0
-
-
-def read_documents(config: CorpusConfig) -> tuple[list[tuple[str, bytes]], int]:
-    """The (name, bytes) documents of a text source, in order and capped; and how many files were skipped."""
-    kind, source = config.kind, config.source
-    if kind == "stdlib":
-        docs, skipped = _file_documents(_stdlib_files(), config.max_bytes, skip_binary=False)
-    elif kind == "glob":
-        files = _glob_files(source)
-        if not files:
-            raise CorpusError(f"source glob {source!r} matches no files")
-        docs, skipped = _file_documents(files, config.max_bytes, skip_binary=True)
-    else:
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise CorpusError(f"source path {path} does not exist")
-        if kind == "jsonl":
-            if not path.is_file():
-                raise CorpusError(f"source {path} is not a file")
-            docs, skipped = _jsonl_documents(path, config.text_field, config.max_bytes)
-        else:
-            if not path.is_dir():
-                raise CorpusError(f"source {path} is neither a directory, a glob, nor a .jsonl/.bin/.npy file")
-            files = _tree_files(path)
-            if not files:
-                raise CorpusError(f"source directory {path} contains no files")
-            docs, skipped = _file_documents(files, config.max_bytes, skip_binary=True)
-    if not docs:
-        raise CorpusError(f"source {source!r} yields an empty corpus (no non-empty text documents)")
-    if len(docs) < 2:
-        raise CorpusError(f"source {source!r} yields 1 document ({docs[0][0]}); the by-document "
-                          "train/val split needs at least 2")
-    return docs, skipped
 
 
 def split_documents(names: list[str], sizes: list[int], *, val_fraction: float, seed: int) -> list[bool]:
@@ -289,9 +111,7 @@ def prepare_corpus(config: CorpusConfig, cache_dir: str | Path | None = None) ->
     """Tokenize `config`'s corpus once into `<cache_dir>/<hash>/`; later calls open the cached arrays."""
     cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if config.kind in PRETOKENIZED_KINDS:
-        path = Path(config.source).expanduser()
-        if not path.is_file():
-            raise CorpusError(f"source path {path} does not exist" if not path.exists() else f"source {path} is not a file")
+        path = existing_file(config.source)
         fingerprint, docs, skipped = _file_fingerprint(config, path), None, 0
     else:
         docs, skipped = read_documents(config)
@@ -362,29 +182,8 @@ def _chunks(docs: list[tuple[str, bytes]]):
         yield chunk
 
 
-def _open_pretokenized(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".bin":
-        size = path.stat().st_size
-        if size % 2:
-            raise CorpusError(f"{path}: size {size} bytes is not a whole number of uint16 tokens (.bin must be raw uint16)")
-        if size == 0:
-            raise CorpusError(f"{path}: empty token file")
-        return np.memmap(path, dtype=np.uint16, mode="r")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise CorpusError(f"{path}: not a readable .npy array ({e})") from e
-    if arr.ndim != 1:
-        raise CorpusError(f"{path}: token array must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        raise CorpusError(f"{path}: token array must have an integer dtype, got {arr.dtype}")
-    if arr.size == 0:
-        raise CorpusError(f"{path}: empty token array")
-    return arr
-
-
 def _build_pretokenized(config: CorpusConfig, path: Path, out: Path) -> dict:
-    arr = _open_pretokenized(path)
+    arr = open_pretokenized(path)
     step = 1 << 24
     lo = min(int(arr[i:i + step].min()) for i in range(0, arr.size, step))
     hi = max(int(arr[i:i + step].max()) for i in range(0, arr.size, step))
@@ -460,38 +259,47 @@ class TokenizedCorpus:
 
     def _check_window(self, split: str, context_length: int) -> np.ndarray:
         tokens = self.split(split)
-        if not _is_int(context_length) or context_length < 1:
+        if not is_int(context_length) or context_length < 1:
             raise ValueError(f"context_length must be an int >= 1, got {context_length!r}")
         if context_length + 1 > tokens.size:
             raise CorpusError(f"context_length {context_length} is too long for the {split} split of "
                               f"{tokens.size} tokens (a window needs context_length + 1 tokens)")
         return tokens
 
-    def get_batch(self, split: str, *, step: int, batch_size: int, context_length: int,
-                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random windows, a pure function of (split, seed, step): x, y int64 (B, T), y = x shifted by one."""
+    def get_batch(self, split: str, *, step: int, batch_size: int, context_length: int, seed: int,
+                  sampler: str = "permutation") -> tuple[torch.Tensor, torch.Tensor]:
+        """Step `step`'s windows, a pure function of (split, seed, step): x, y int64 (B, T), y = x shifted
+        by one. "permutation" reads each window at most once per pass over the split (lm/batches.py)."""
         for name, value, low in (("step", step, 0), ("batch_size", batch_size, 1), ("seed", seed, 0)):
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if sampler not in batches.SAMPLERS:
+            raise ValueError(f"sampler must be one of {batches.SAMPLERS}, got {sampler!r}")
         tokens = self._check_window(split, context_length)
-        rng = np.random.default_rng([seed, step])
-        starts = rng.integers(0, tokens.size - context_length, size=batch_size)
-        return _windows(tokens, starts, context_length)
+        starts = batches.window_starts(tokens.size, step=step, batch_size=batch_size,
+                                       context_length=context_length, seed=seed, sampler=sampler)
+        return batches.gather(tokens, starts, context_length)
+
+    def passes(self, *, steps: int, batch_size: int, context_length: int, split: str = "train") -> float:
+        """How many passes over the split `steps` steps of batch_size windows make (1.0 = every window once)."""
+        tokens = self._check_window(split, context_length)
+        return batches.passes(tokens.size, steps=steps, batch_size=batch_size, context_length=context_length)
 
     def val_batches(self, *, batch_size: int, context_length: int, max_tokens: int,
                     split: str = "val") -> list[tuple[torch.Tensor, torch.Tensor]]:
         """A fixed evaluation set: up to max_tokens // context_length non-overlapping windows, evenly
         spread over the split, in batches of batch_size (the last may be smaller). Same every call."""
-        if not _is_int(batch_size) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         tokens = self._check_window(split, context_length)
-        if not _is_int(max_tokens) or max_tokens < context_length:
+        if not is_int(max_tokens) or max_tokens < context_length:
             raise ValueError(f"max_tokens must be an int >= context_length ({context_length}), got {max_tokens!r}")
-        n_slots = (tokens.size - 1) // context_length  # window k predicts tokens[kT+1 : kT+T+1]
+        n_slots = batches.windows_per_pass(tokens.size, context_length)  # window k predicts tokens[kT+1 : kT+T+1]
         n_windows = min(n_slots, max_tokens // context_length)
         slots = np.round(np.linspace(0, n_slots - 1, n_windows)).astype(np.int64)  # spacing >= 1: distinct
         starts = slots * context_length
-        return [_windows(tokens, starts[i:i + batch_size], context_length) for i in range(0, n_windows, batch_size)]
+        return [batches.gather(tokens, starts[i:i + batch_size], context_length)
+                for i in range(0, n_windows, batch_size)]
 
     def unigram_entropy(self, split: str = "val") -> float:
         """Entropy (nats/token) of the split's empirical unigram distribution: the loss of the best
@@ -503,8 +311,3 @@ class TokenizedCorpus:
         p = counts[counts > 0] / tokens.size
         return float(-(p * np.log(p)).sum())
 
-
-def _windows(tokens: np.ndarray, starts: np.ndarray, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = starts[:, None] + np.arange(context_length + 1)  # (B, T+1)
-    w = torch.from_numpy(np.asarray(tokens[idx], dtype=np.int64))
-    return w[:, :-1].contiguous(), w[:, 1:].contiguous()

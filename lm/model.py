@@ -4,7 +4,8 @@ A modern pre-norm design in one file: RMSNorm, rotary position embeddings (RoPE,
 causal attention through `F.scaled_dot_product_attention`, a SwiGLU feed-forward (Shazeer 2020) with
 d_ff ≈ 8/3·d_model so it costs what a 4·d_model GELU MLP would, no bias terms, optional tied
 embeddings. The model's parameter, FLOP and memory accounting lives next door in `lm/accounting.py`,
-computed from the same `ModelConfig`; `Transformer.param_counts()` checks it against `numel()`.
+computed from the same `ModelConfig` (it imports this module, never the reverse);
+`lm.accounting.checked_param_counts(model)` checks its closed form against `numel()`.
 
 Initialisation is scaled by fan-in (std = fan_in^-1/2), and the two projections that write into the
 residual stream are further scaled by 1/sqrt(2·n_layers) (GPT-2, Radford et al. 2019), so the residual
@@ -203,16 +204,6 @@ class Transformer(nn.Module):
         else:  # pre-norm means the embedding's scale only sets the residual stream's starting size
             nn.init.normal_(self.embedding.weight, std=1.0)
             nn.init.normal_(self.head.weight, std=c.d_model**-0.5)
-
-    def param_counts(self):
-        """Parameter counts by group, from the config's closed form, checked against the real tensors."""
-        from lm.accounting import param_counts  # noqa: PLC0415  (accounting imports this module)
-
-        counts = param_counts(self.config)
-        actual = sum(p.numel() for p in self.parameters())
-        if counts.total != actual:
-            raise AssertionError(f"closed-form parameter count {counts.total} != sum(numel) {actual}")
-        return counts
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None):
         """idx: (B, T) token ids. Returns (logits (B, T, V), mean cross-entropy in nats or None)."""

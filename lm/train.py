@@ -3,9 +3,12 @@
 Choices that keep the numbers downstream trustworthy:
 - The run's length is whole steps: steps = tokens // (batch_size·context_length); the result reports
   the tokens and exact FLOPs actually trained, not the requested budget.
-- Batch `s` is a pure function of (seed, s) (see lm/data.py), and checkpoints are taken only at
+- Batch `s` is a pure function of (seed, s) (see lm/batches.py), and checkpoints are taken only at
   logging boundaries with the model, optimizer, RNG and curve so far; so a resumed run replays
   exactly the steps it missed, and on CPU its curve equals the uninterrupted run's bit for bit.
+- Windows are drawn without replacement within each pass over the training split (lm/batches.py);
+  the result says how many passes the run made, and a run planned past one pass (so it trains on some
+  windows twice) warns with `RepeatedDataWarning` before it starts.
 - Losses are read back once per logging window, not every step (a per-step `.item()` stalls GPUs);
   a non-finite or exploding loss anywhere in the window ends the run as `diverged` at the first bad step.
 - Validation loss (nats/token) is measured on a fixed set of held-out windows, identical at every
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,7 +27,8 @@ from typing import Callable
 import torch
 
 from lm import checkpoint
-from lm.accounting import training_flops_per_token
+from lm.accounting import checked_param_counts, training_flops_per_token
+from lm.batches import SAMPLERS, RepeatedDataWarning, windows_per_pass
 from lm.device import measure_peak_flops, select, set_threads
 from lm.model import ModelConfig, Transformer
 from lm.optim import Schedule, make_optimizer
@@ -41,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # model initialisation and batch order
+    sampler: str = "permutation"  # lm.batches.SAMPLERS: without replacement per pass, or "replacement" (old runs)
     log_interval: int = 0  # steps per curve point; 0 = about 100 points per run
     eval_interval: int = 0  # steps between validation evaluations; 0 = about 5 per run
     eval_tokens: int = 32_768  # held-out tokens per validation evaluation
@@ -69,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.divergence_factor <= 1:
             raise ValueError(f"TrainConfig.divergence_factor must exceed 1, got {self.divergence_factor!r}")
 
@@ -114,6 +122,7 @@ class TrainResult:
     message: str
     steps: int
     tokens: int  # tokens actually trained
+    passes: float  # passes over the training split those tokens make (lm/batches.py); > 1 repeats data
     flops: float  # exact training FLOPs actually spent (see lm/accounting.py)
     final_train_loss: float
     final_val_loss: float | None  # nats/token on the held-out split; None if diverged
@@ -173,15 +182,17 @@ def train(
         )
     set_threads(config.threads)
     placement = select(config.device, config.precision)
-    train_batch = dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed)
+    train_batch = dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed,
+                       sampler=config.sampler)
     val_batches = corpus.val_batches(
         batch_size=config.batch_size, context_length=config.model.context_length, max_tokens=config.eval_tokens
     )
     corpus.get_batch("train", step=0, **train_batch)  # fail fast (context longer than the data) before any work
+    _warn_if_repeating(config, corpus)
 
     torch.manual_seed(config.seed)
     model = Transformer(config.model).to(placement.device)
-    counts = model.param_counts()
+    counts = checked_param_counts(model)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
     step_model = torch.compile(model) if config.compile else model
 
@@ -273,6 +284,8 @@ def train(
         status=status, message=message,
         steps=diverged_at if diverged_at is not None else step,
         tokens=trained_tokens, flops=trained_tokens * training_flops_per_token(config.model),
+        passes=corpus.passes(steps=trained_tokens // config.tokens_per_step, batch_size=config.batch_size,
+                             context_length=config.model.context_length),
         final_train_loss=curve[-1].train_loss if curve else float("nan"),
         final_val_loss=final_val, diverged_at_step=diverged_at, curve=tuple(curve),
         wall_seconds=wall_before + time.perf_counter() - t_start, train_seconds=train_seconds,
@@ -281,6 +294,17 @@ def train(
         peak_flops=peak, device=placement.name, precision=placement.precision,
         resumed_from_step=resumed_from, param_counts=counts.to_dict(),
     )
+
+
+def _warn_if_repeating(config: TrainConfig, corpus) -> None:
+    """RepeatedDataWarning when the planned run draws more windows than one pass over the train split holds."""
+    T = config.model.context_length
+    passes = corpus.passes(steps=config.steps, batch_size=config.batch_size, context_length=T)
+    if passes > 1:
+        draws, windows = config.steps * config.batch_size, windows_per_pass(corpus.train.size, T)
+        warnings.warn(f"this run makes {passes:.2f} passes over the training split ({draws:,} windows drawn from "
+                      f"{windows:,}): {1 - 1 / passes:.0%} of its training windows repeat earlier ones",
+                      RepeatedDataWarning, stacklevel=3)
 
 
 def _jsonable(d):

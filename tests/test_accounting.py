@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lm.accounting import (
     FLOP_CONVENTIONS,
     activation_elements_per_token,
+    checked_param_counts,
     forward_flops_per_token,
     param_counts,
     training_flops_per_token,
@@ -28,7 +29,7 @@ CONFIGS = [
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_param_counts_match_closed_form_and_numel(cfg):
     d, L, V, f = cfg.d_model, cfg.n_layers, cfg.vocab_size, cfg.d_ff
-    counts = Transformer(cfg).param_counts()  # raises if the closed form disagrees with numel
+    counts = checked_param_counts(Transformer(cfg))  # raises if the closed form disagrees with numel
     assert counts.total == sum(p.numel() for p in Transformer(cfg).parameters())
     assert counts.blocks == L * (3 * d * d + d * d + 2 * d * f + f * d)
     assert counts.norms == (2 * L + 1) * d

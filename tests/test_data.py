@@ -1,15 +1,23 @@
-"""Tests for lm/data.py: every source kind, the cache, the by-document split, batches, errors."""
+"""Tests for lm/corpus_sources.py, lm/data.py and lm/batches.py: every source kind, the cache, the
+by-document split, the sampler (windows without replacement per pass), errors."""
 
+import dataclasses
 import json
 import os
 import threading
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from lm import batches
+from lm.batches import RepeatedDataWarning
 from lm.data import CorpusConfig, CorpusError, TokenizedCorpus, prepare_corpus, split_documents
+from lm.model import ModelConfig
 from lm.tokenizer import END_OF_TEXT, train_tokenizer
+from lm.train import TrainConfig, train
 
 VOCAB = 300  # small vocabularies keep training instant
 
@@ -110,6 +118,81 @@ def test_bin_source(tmp_path):
     corpus = prepare_corpus(_config(tmp_path / "train.bin"), tmp_path / "cache")
     assert corpus.val.size == 100 and np.array_equal(np.concatenate([corpus.train, corpus.val]), ids)
     assert corpus.vocab_size == int(ids.max()) + 1
+
+
+def _write_parquet(path, texts, **extra_columns):
+    table = pa.table({"id": list(range(len(texts))), "text": texts, **extra_columns})
+    pq.write_table(table, path, row_group_size=7)  # several row groups, as real shards have
+    return path
+
+
+def test_parquet_source_one_document_per_row(tmp_path):
+    """A .parquet file: one document per row of the `text` column, other columns ignored, nulls dropped."""
+    texts = [_doc(i).decode() for i in range(20)] + [None, ""]
+    path = _write_parquet(tmp_path / "train-00000-of-00001.parquet", texts)
+    corpus = prepare_corpus(_config(path), tmp_path / "cache")
+    docs = _docs_of(corpus, "train") + _docs_of(corpus, "val")
+    assert sorted(docs) == sorted(_doc(i) for i in range(20))
+    assert corpus.meta["kind"] == "parquet"
+    assert all(n.startswith("train-00000-of-00001.parquet row ") for n in corpus.meta["val_document_names"])
+
+
+def test_parquet_glob_reads_shards_in_order_up_to_max_bytes(tmp_path):
+    """A glob of Parquet shards (Hugging Face's local layout) reads them sorted, capped at max_bytes."""
+    for shard in range(2):
+        _write_parquet(tmp_path / f"train-{shard:05d}-of-00002.parquet",
+                       [_doc(10 * shard + i).decode() for i in range(10)])
+    whole = prepare_corpus(_config(tmp_path / "train-*.parquet"), tmp_path / "cache")
+    assert whole.meta["train_documents"] + whole.meta["val_documents"] == 20
+    first = sum(len(_doc(i)) for i in range(12))  # all of shard 0 and two rows of shard 1
+    capped = prepare_corpus(_config(tmp_path / "train-*.parquet", max_bytes=first + 5), tmp_path / "cache")
+    assert capped.meta["train_bytes"] + capped.meta["val_bytes"] == first + 5
+    assert capped.meta["train_documents"] + capped.meta["val_documents"] == 13
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_column", r"data.parquet: no column text_field='text' \(columns: \['id', 'body'\]\)"),
+    ("not_parquet", r"data.parquet: not a readable Parquet file"),
+    ("not_string", r"data.parquet: column text_field='text' has type int64, expected a string"),
+    ("missing_file", r"data.parquet does not exist"),
+    ("glob_no_match", r"source glob .*nothing-\*.parquet' matches no files"),
+])
+def test_bad_parquet_names_the_file_and_column(case, match, tmp_path):
+    path = tmp_path / "data.parquet"
+    if case == "missing_column":
+        pq.write_table(pa.table({"id": [1, 2], "body": ["a", "b"]}), path)
+    elif case == "not_parquet":
+        path.write_text('{"text": "a JSON line, not Parquet"}\n')
+    elif case == "not_string":
+        pq.write_table(pa.table({"text": [1, 2]}), path)
+    elif case == "glob_no_match":
+        path = tmp_path / "nothing-*.parquet"
+    with pytest.raises(CorpusError, match=match):
+        prepare_corpus(_config(path), tmp_path / "cache")
+
+
+def test_parquet_corpus_trains_and_resumes_across_a_pass_exactly(tmp_path):
+    """A tiny train() on a Parquet corpus: it learns, reports its passes, warns that it repeats data
+    (1.3 passes), and a run interrupted in its second pass resumes to the uninterrupted curve bit for bit."""
+    path = _write_parquet(tmp_path / "data.parquet", [_doc(i).decode() for i in range(12)])
+    corpus = prepare_corpus(_config(path, val_fraction=0.2), tmp_path / "cache")
+    model = ModelConfig(vocab_size=corpus.vocab_size, context_length=16, n_layers=1, d_model=16, n_heads=1)
+    n_windows = batches.windows_per_pass(corpus.train.size, 16)
+    steps = int(1.3 * n_windows) // 4
+    config = TrainConfig(model=model, tokens=steps * 4 * 16, batch_size=4, lr=1e-2, device="cpu", eval_tokens=256,
+                         log_interval=5)
+    with pytest.warns(RepeatedDataWarning, match=r"1\.\d\d passes over the training split"):
+        full = train(config, corpus, peak_flops=1e11)
+    assert full.status == "completed" and full.passes == pytest.approx(steps * 4 / n_windows)
+    assert full.curve[-1].train_loss < full.curve[0].train_loss
+    stop = 50  # a logging boundary in the second pass
+    assert stop % 5 == 0 and n_windows < stop * 4 < steps * 4
+    with pytest.warns(RepeatedDataWarning):
+        train(config, corpus, checkpoint_dir=tmp_path / "ck", stop_after_step=stop, peak_flops=1e11)
+        resumed = train(config, corpus, checkpoint_dir=tmp_path / "ck", peak_flops=1e11)
+    assert resumed.resumed_from_step == stop and resumed.curve == full.curve
+    with pytest.raises(ValueError, match="sampler"):
+        dataclasses.replace(config, sampler="shuffle")
 
 
 # ---- cache ------------------------------------------------------------------------------------
@@ -242,6 +325,57 @@ def test_get_batch_is_a_function_of_seed_and_step(npy_corpus):
     for row_x, row_y in zip(x.numpy(), y.numpy()):  # every row is a real window of the train split
         match = np.flatnonzero((windows[:, :32] == row_x).all(axis=1))
         assert match.size and np.array_equal(windows[match[0], 1:], row_y)
+
+
+def _pass_starts(n_tokens, *, passes, batch_size, context_length, seed):
+    """The window starts of enough steps to cover `passes` passes, in draw order."""
+    steps = -(-passes * batches.windows_per_pass(n_tokens, context_length) // batch_size)
+    return np.concatenate([batches.window_starts(n_tokens, step=s, batch_size=batch_size,
+                                                 context_length=context_length, seed=seed) for s in range(steps)])
+
+
+def test_permutation_sampler_reads_every_window_once_per_pass(npy_corpus):
+    """Within each pass, every non-overlapping window is drawn exactly once (no repeats), passes may
+    end inside a batch, and each pass has its own order."""
+    n, T, B = npy_corpus.train.size, 32, 7  # 468 windows: passes end mid-batch
+    W = batches.windows_per_pass(n, T)
+    draws = _pass_starts(n, passes=3, batch_size=B, context_length=T, seed=4)
+    for p in range(3):
+        one_pass = draws[p * W:(p + 1) * W]
+        assert sorted(one_pass) == list(range(0, W * T, T))  # each window once, none repeated
+    assert not np.array_equal(draws[:W], draws[W:2 * W])
+    assert npy_corpus.passes(steps=10, batch_size=B, context_length=T) == pytest.approx(70 / W)
+    x, y = npy_corpus.get_batch("train", step=3, batch_size=B, context_length=T, seed=4)
+    expected = batches.gather(np.asarray(npy_corpus.train), draws[3 * B:4 * B], T)
+    assert torch.equal(x, expected[0]) and torch.equal(y, expected[1])
+
+
+def test_permutation_batches_are_pure_functions_of_seed_and_step(npy_corpus):
+    """A step computed alone, cold (as a resumed run does), equals the same step of a full walk; seeds
+    give distinct batches and distinct pass orders."""
+    kw = dict(batch_size=8, context_length=32)
+    walk = [npy_corpus.get_batch("train", step=s, seed=1, **kw)[0] for s in range(120)]  # crosses pass 1 -> 2
+    for s in (119, 58, 0, 60):
+        batches._permutation.cache_clear()
+        assert torch.equal(npy_corpus.get_batch("train", step=s, seed=1, **kw)[0], walk[s])
+    seeds = [npy_corpus.get_batch("train", step=0, seed=seed, **kw)[0] for seed in range(5)]
+    assert all(not torch.equal(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:])
+    orders = {tuple(_pass_starts(npy_corpus.train.size, passes=1, seed=seed, **kw)) for seed in range(5)}
+    assert len(orders) == 5
+
+
+def test_replacement_sampler_repeats_windows_within_a_pass(npy_corpus):
+    """The old sampler (kept for runs made with it) draws uniform offsets, so one pass's worth of draws
+    repeats or overlaps windows; the permutation sampler's do not. Unknown samplers name the field."""
+    n, T, B = npy_corpus.train.size, 32, 8
+    steps = batches.windows_per_pass(n, T) // B
+    old = np.concatenate([batches.window_starts(n, step=s, batch_size=B, context_length=T, seed=0,
+                                                sampler="replacement") for s in range(steps)])
+    new = _pass_starts(n, passes=1, batch_size=B, context_length=T, seed=0)[:steps * B]
+    assert np.diff(np.sort(new)).min() >= T  # no two windows share a token position
+    assert np.diff(np.sort(old)).min() < T
+    with pytest.raises(ValueError, match="sampler"):
+        npy_corpus.get_batch("train", step=0, batch_size=B, context_length=T, seed=0, sampler="shuffle")
 
 
 def test_val_batches_are_fixed_non_overlapping_windows(npy_corpus):

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lm.accounting import checked_param_counts
 from lm.model import CausalSelfAttention, ModelConfig, RMSNorm, SwiGLU, Transformer, apply_rope, rope_tables, swiglu_hidden_size
 
 
@@ -116,7 +117,7 @@ def test_initial_loss_is_near_uniform_for_tiny_and_wide_models():
 def test_tied_embeddings_share_the_table():
     model = Transformer(tiny(tie_embeddings=True))
     assert model.head is None
-    assert sum(p.numel() for p in model.parameters()) == model.param_counts().total
+    assert sum(p.numel() for p in model.parameters()) == checked_param_counts(model).total
 
 
 def test_swiglu_hidden_size_is_about_eight_thirds_of_width():
