@@ -30,6 +30,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from analysis.hyperparams import best_per_cell  # noqa: E402
 from analysis.isoflop import prepare_runs  # noqa: E402
 from analysis.kaplan import compute_frontier  # noqa: E402
+from analysis.prediction import APPROACH_NAMES, allocation_from_n_opt, tokens_at  # noqa: E402
 
 if TYPE_CHECKING:
     from analysis.envelope import EnvelopeFit
@@ -42,7 +43,6 @@ OKABE_ITO = {
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
 }
 APPROACH_COLOURS = {1: OKABE_ITO["orange"], 2: OKABE_ITO["blue"], 3: OKABE_ITO["vermillion"]}
-APPROACH_NAMES = {1: "Approach 1 (envelope)", 2: "Approach 2 (IsoFLOP)", 3: "Approach 3 (parametric)"}
 SERIES = [OKABE_ITO[c] for c in ("blue", "orange", "green", "vermillion", "purple", "sky_blue", "black")]
 # Hoffmann et al. (2022), Approach 3 fit (their eq. 10 and Table A3).
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -195,16 +195,17 @@ def _plot_allocation(runs: pd.DataFrame, fit: StudyFit, ax: Axes | None, what: s
             continue
         line = result.n_opt(compute) if what == "N" else result.d_opt(compute)
         ax.plot(compute, line, color=APPROACH_COLOURS[approach], lw=1.4,
-                label=f"{APPROACH_NAMES[approach]}: ${what}_{{opt}} \\propto C^{{{result.a if what == 'N' else result.b:.3f}}}$")
+                label=f"{APPROACH_NAMES['approach' + str(approach)]}: ${what}_{{opt}} \\propto C^{{{result.a if what == 'N' else result.b:.3f}}}$")
     if fit.approach1 is not None and fit.approach1.success:
         points = fit.approach1.n_opt_points if what == "N" else fit.approach1.d_opt_points
         ax.scatter(fit.approach1.levels, points, s=8, color=APPROACH_COLOURS[1], alpha=0.6,
                    label="Approach 1: envelope points")
     if fit.approach2 is not None and fit.approach2.success:
         used = [p for p in fit.approach2.profiles if p.included]
-        values = np.array([p.n_opt if what == "N" else p.d_opt for p in used])
-        bounds = np.array([p.n_opt_interval if what == "N" else [p.budget / (6 * p.n_opt_interval[1]),
-                                                                   p.budget / (6 * p.n_opt_interval[0])] for p in used])
+        estimates = [getattr(allocation_from_n_opt("approach2", p.budget, p.n_opt, p.n_opt_interval),
+                             "n_opt" if what == "N" else "d_opt") for p in used]
+        values = np.array([e.value for e in estimates])
+        bounds = np.array([e.interval for e in estimates])
         ax.errorbar([p.budget for p in used], values, yerr=[values - bounds[:, 0], bounds[:, 1] - values],
                     fmt="o", ms=5, color=APPROACH_COLOURS[2], capsize=3, label="Approach 2: budget minima")
     band = fit.allocation_band(compute, key)
@@ -212,11 +213,11 @@ def _plot_allocation(runs: pd.DataFrame, fit: StudyFit, ax: Axes | None, what: s
         mid, lo, hi = band
         exponent = fit.exponents().get(3, {}).get("a" if what == "N" else "b", float("nan"))
         ax.plot(compute, mid, color=APPROACH_COLOURS[3], lw=1.4,
-                label=f"{APPROACH_NAMES[3]}: ${what}_{{opt}} \\propto C^{{{exponent:.3f}}}$")
+                label=f"{APPROACH_NAMES['approach3']}: ${what}_{{opt}} \\propto C^{{{exponent:.3f}}}$")
         if np.isfinite(lo).any():
             ax.fill_between(compute, lo, hi, color=APPROACH_COLOURS[3], alpha=0.2, lw=0)
     chinchilla = chinchilla_n_opt(compute)
-    ax.plot(compute, chinchilla if what == "N" else compute / (6 * chinchilla), color=OKABE_ITO["black"],
+    ax.plot(compute, chinchilla if what == "N" else tokens_at(compute, chinchilla), color=OKABE_ITO["black"],
             ls="--", lw=1.0, label="Chinchilla published (Hoffmann et al. 2022, Approach 3)")
     ax.axvline(runs["C"].max(), color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
