@@ -40,6 +40,11 @@ from analysis.table import usable_runs
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
 MAD_TO_SIGMA = 1.4826
 STATUS_OK = "ok"
+# A budget's parabola sees its lowest run and at most 2 runs on each side: 5 points, the fewest that leave
+# residual degrees of freedom (2) for the noise scale and the outlier test; a quadratic is the expansion of
+# the profile at its minimum, so runs far from it (losses of 8 at a budget whose best is 4) must not bend it.
+# The window is symmetric in count, so a side sampled more densely does not tilt the vertex.
+WINDOW_HALF_WIDTH = 2
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,10 @@ def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_
 class BudgetProfile:
     """One IsoFLOP budget: its runs, parabola, optimum N* (with interval) and whether it enters the law.
 
-    status: "ok", "too_few" (< 3 distinct N), "downward" (c2 ≤ 0), "outside" (vertex outside the sampled N),
-    or "edge" (the lowest observed loss is at the smallest or largest N: the minimum is not bracketed).
+    status: "ok", "too_few" (< 3 distinct N in the window), "edge" (the lowest observed loss is at the smallest
+    or largest N: the minimum is not bracketed), "downward" (c2 ≤ 0), or "outside" (vertex outside the window).
+    `window` marks the runs around the lowest one that the parabola was fitted to (`profile_window`), `fitted`
+    those of them it kept (the window less a dropped outlier); both are boolean masks over `n`.
     """
 
     budget: float
@@ -215,6 +222,8 @@ class BudgetProfile:
     loss_opt: float
     status: str
     dropped_run_id: str | None
+    window: np.ndarray
+    fitted: np.ndarray
 
     @property
     def included(self) -> bool:
@@ -244,24 +253,45 @@ class IsoFlopFit(AllocationLaw):
     message: str
 
 
+def profile_window(n, loss, half_width: int = WINDOW_HALF_WIDTH) -> np.ndarray:
+    """The runs a budget's parabola is fitted to, as a boolean mask over its runs: every run at the size of the
+    lowest observed loss and at the same number of sizes on each side of it, up to `half_width` (fewer where
+    the profile ends), so that the quadratic is centred on the minimum and neither side outweighs the other.
+    A lowest loss at the smallest or largest size gives a window of one size (the minimum is not bracketed)."""
+    # sizes within 0.1% are one size (several runs of one model, or the same model read from two budgets)
+    size = np.round(np.log(np.asarray(n, dtype=float)), 3)
+    sizes = np.unique(size)
+    lowest = int(np.searchsorted(sizes, size[np.argmin(loss)]))
+    side = min(half_width, lowest, len(sizes) - 1 - lowest)
+    return (size >= sizes[lowest - side]) & (size <= sizes[lowest + side])
+
+
+def _at_edge(n, loss) -> bool:
+    """Whether the lowest loss is at the smallest or largest size (the sampled sizes do not bracket it)."""
+    return n[np.argmin(loss)] in (n.min(), n.max())
+
+
 def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:
     group = group.sort_values("N")
     run_ids = tuple(str(r) for r in group["run_id"]) if "run_id" in group.columns else tuple(str(i) for i in group.index)
     n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
     nan_pair = (math.nan, math.nan)
-    if len(np.unique(n)) < 3:
-        return BudgetProfile(budget, run_ids, n, loss, None, math.nan, nan_pair, math.nan, math.nan, "too_few", None)
-    parabola = fit_parabola(np.log(n), loss, noise_scale=sigma, outlier_threshold=threshold)
-    keep = np.ones(len(n), bool)
+    window = profile_window(n, loss)
+    if len(np.unique(n)) < 3 or len(np.unique(n[window])) < 3:
+        status = "edge" if len(np.unique(n)) >= 3 and _at_edge(n, loss) else "too_few"
+        return BudgetProfile(budget, run_ids, n, loss, None, math.nan, nan_pair, math.nan, math.nan, status, None,
+                             window, np.zeros(len(n), bool))
+    parabola = fit_parabola(np.log(n[window]), loss[window], noise_scale=sigma, outlier_threshold=threshold)
+    fitted = window.copy()
     if parabola.dropped is not None:
-        keep[parabola.dropped] = False
-    log_n = np.log(n[keep])
-    if parabola.c2 <= 0:
+        fitted[np.flatnonzero(window)[parabola.dropped]] = False
+    log_n = np.log(n[fitted])
+    if _at_edge(n, loss):
+        status = "edge"  # the lowest run is the smallest or the largest: the sizes do not bracket the minimum
+    elif parabola.c2 <= 0:
         status = "downward"
     elif not log_n.min() <= parabola.vertex <= log_n.max():
         status = "outside"
-    elif np.argmin(loss[keep]) in (0, keep.sum() - 1):
-        status = "edge"
     else:
         status = STATUS_OK
     half = norm.ppf(0.5 + level / 2) * parabola.vertex_se
@@ -269,10 +299,11 @@ def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float 
         n_opt = float(np.exp(parabola.vertex)) if math.isfinite(parabola.vertex) else math.nan
         interval = ((float(np.exp(parabola.vertex - half)), float(np.exp(parabola.vertex + half)))
                     if math.isfinite(half) else nan_pair)
-    dropped = run_ids[parabola.dropped] if parabola.dropped is not None else None
+    dropped = run_ids[int(np.flatnonzero(window)[parabola.dropped])] if parabola.dropped is not None else None
     return BudgetProfile(
         budget=budget, run_ids=run_ids, n=n, loss=loss, parabola=parabola, n_opt=n_opt, n_opt_interval=interval,
         d_opt=budget / (6 * n_opt), loss_opt=parabola.minimum, status=status, dropped_run_id=dropped,
+        window=window, fitted=fitted,
     )
 
 
@@ -303,9 +334,17 @@ def fit_isoflop(
     groups = [(float(b), g) for b, g in runs.groupby("budget", sort=True)]
     if not any(g["N"].nunique() >= 3 for _, g in groups):
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
-    sigma = pooled_noise_scale((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float)) for _, g in groups)
+    sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
     profiles = tuple(_profile(b, g, sigma, outlier_threshold, level) for b, g in groups)
     return _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+
+
+def _windowed(group: pd.DataFrame):
+    """(log N, loss) of a budget's window, the points its parabola sees (sorted by N)."""
+    group = group.sort_values("N")
+    n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
+    window = profile_window(n, loss)
+    return np.log(n[window]), loss[window]
 
 
 def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: int) -> IsoFlopFit:

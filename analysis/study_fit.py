@@ -240,6 +240,7 @@ def _frontier_dict(fit: FrontierFit | None) -> dict | None:
     if fit is None:
         return None
     return {"G": fit.G, "gamma": fit.gamma, "gamma_interval": list(fit.gamma_interval), "kappa": fit.kappa,
+            "E": fit.E, "E_interval": list(fit.E_interval), "has_floor": fit.has_floor,
             "budgets": list(fit.budgets), "loss_opt": list(fit.loss_opt), "n_converged": fit.n_converged,
             "success": fit.success, "message": fit.message}
 
