@@ -131,7 +131,7 @@ def fit_document(study, source: str) -> dict:
         if law is not None and law.success and law.law_samples.size:
             samples[key] = law.law_samples
     if study.frontier is not None and study.frontier.samples.size:
-        samples["frontier"] = study.frontier.samples  # rows of ln G, gamma, ln k_n, a, kappa
+        samples["frontier"] = study.frontier.samples  # rows of ln G, gamma, ln k_n, a, kappa, E
     doc = {"format": FIT_FORMAT, "source": source} | study.to_dict()
     doc["samples"] = json_safe({k: np.asarray(v, dtype=float) for k, v in samples.items()})
     return doc
@@ -170,7 +170,9 @@ def fit_table(doc: dict) -> str:
             lines.append(f"  b      {_with_interval(law, 'b')}")
     frontier = doc.get("frontier")
     if frontier:
-        lines.append(f"Loss frontier  L_opt(C) = G·C^-gamma through Approach 2's minima   ({frontier['message']})")
+        lines.append(f"Loss frontier  L_opt(C) = E + G·C^-gamma through Approach 2's minima   ({frontier['message']})")
+        if frontier.get("has_floor"):
+            lines.append(f"  E      {_with_interval(frontier, 'E')}")
         lines.append(f"  G      {_fmt(frontier['G'])}")
         lines.append(f"  gamma  {_with_interval(frontier, 'gamma')}")
     for key, label in (("lr_law", "lr_opt"), ("batch_size_law", "batch_opt")):
@@ -239,9 +241,11 @@ def predict_document(doc: dict, compute: float) -> dict:
     frontier = doc.get("frontier")
     if frontier and "approach2" in out["by_approach"]:  # Approach 2's loss: the frontier through its minima
         s = _law_samples(doc, "frontier")
-        out["by_approach"]["approach2"]["loss"] = frontier["G"] * compute ** -frontier["gamma"]
+        floor = frontier.get("E") or 0.0  # E + G·C^-γ; fits saved before the floor have none
+        out["by_approach"]["approach2"]["loss"] = floor + frontier["G"] * compute ** -frontier["gamma"]
+        floors = s[:, 5] if s is not None and s.shape[1] > 5 else 0.0
         out["by_approach"]["approach2"]["loss_interval"] = _interval(
-            None if s is None else np.exp(s[:, 0] - s[:, 1] * math.log(compute)), level)
+            None if s is None else floors + np.exp(s[:, 0] - s[:, 1] * math.log(compute)), level)
     a3 = doc.get("approach3")
     if a3 and all(a3.get(k) is not None for k in ("E", "A", "B", "alpha", "beta")):
         params = ChinchillaParams(E=a3["E"], A=a3["A"], B=a3["B"], alpha=a3["alpha"], beta=a3["beta"])
