@@ -1,8 +1,10 @@
 """Approach 2 of Hoffmann et al. (2022): IsoFLOP profiles.
 
 For each compute budget C the runs that spent C FLOPs at different model sizes N trace a valley of
-final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to each valley;
-its vertex is that budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
+final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to the bottom of
+each valley: the lowest run and up to 2 sizes on each side of it (`profile_window`; a quadratic is the
+valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
+budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
 convention of the results table. Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
 (b = 1 − a, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
 table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
@@ -12,13 +14,13 @@ Notable choices:
   residual of point i is r_i / (1 − h_ii) for least squares, with standard deviation σ / sqrt(1 − h_ii);
   the point with the largest |r_i| / (σ·sqrt(1 − h_ii)) is dropped, and the parabola refitted, when that
   ratio exceeds `outlier_threshold` (default 5) and the budget has ≥ 5 points, so ≥ 4 remain.
-  σ is pooled over all budgets (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad point per
-  budget cannot inflate): a single budget has too few residual degrees of freedom to estimate it alone.
+  σ is pooled over all budgets' windows (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad
+  point per budget cannot inflate): a single window has too few residual degrees of freedom alone.
 - N* interval by the delta method: the vertex u* = −c1 / (2·c2) has gradient (0, −1/(2c2), c1/(2c2²)) in
   the coefficients, whose covariance is σ²(XᵀX)⁻¹ with the pooled σ; the interval is symmetric in log N.
-- Exclusion: a budget enters the power law only if its parabola opens upward (c2 > 0), its vertex lies
-  inside the sampled range of N, and its lowest observed loss is at an interior size (the sampled sizes
-  bracket the minimum). Otherwise it is kept in the result with its status and named in `message`.
+- Exclusion: a budget enters the power law only if its lowest observed loss is at an interior size (the
+  sampled sizes bracket the minimum), its parabola opens upward (c2 > 0) and its vertex lies inside the
+  window's range of N. Otherwise it is kept in the result with its status and named in `message`.
 - Power-law intervals by a parametric bootstrap: each budget's log N* is redrawn from its delta-method
   normal and the power law refitted, `n_bootstrap` times; percentile intervals. This carries the
   per-budget uncertainty, not a misfit of the power law itself.
