@@ -321,7 +321,10 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
         if replicates is not None:
             log_g, slope = _line(np.log(budgets), np.log(replicates[0]))
             samples = np.column_stack([log_g, -slope, *replicates[1:], np.zeros(len(log_g))])
-    samples = samples[np.all(np.isfinite(samples), axis=1)]
+    finite = np.all(np.isfinite(samples), axis=1)
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} replicates dropped (their minima did not fall with compute)")
+    samples = samples[finite]
     gamma_interval = (tuple(percentile_interval(samples[:, 1], level)) if len(samples) >= 2
                       else (math.nan, math.nan))
     message = f"{form} through {len(used)} budget minima; relative curvature κ = {kappa:.4g}"

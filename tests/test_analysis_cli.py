@@ -59,7 +59,7 @@ def test_predict_from_fit_json_matches_the_closed_forms_and_builds_a_shape(fit_f
     assert "batch_size" in out  # no batch-size axis in this sweep: null, said so
     frontier = doc["frontier"]  # Approach 2's loss is the loss frontier's, with an interval from its samples
     a2 = out["by_approach"]["approach2"]
-    assert a2["loss"] == pytest.approx(frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
+    assert a2["loss"] == pytest.approx(frontier["E"] + frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
     assert a2["loss_interval"][0] < a2["loss"] < a2["loss_interval"][1]
     shape = out["shape"]
     assert shape["n_params"] == pytest.approx(n_opt, rel=0.06)  # lm.shapes lands within 5% of a target
