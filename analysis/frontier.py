@@ -1,26 +1,36 @@
-"""The loss frontier: the lowest loss each compute budget reaches, L_opt(C) = G·C^−γ, from the IsoFLOP profiles.
+"""The loss frontier: the lowest loss each compute budget reaches, L_opt(C) = E + G·C^−γ, from the IsoFLOP profiles.
 
-Approach 2 fits a parabola in log N to each budget's runs; its vertex gives N_opt(C) and its value at the
-vertex the best loss that budget reaches. A power law through those minima predicts the loss of a
-compute-optimal run at a larger budget, the way DeepSeek LLM (Bi et al. 2024, §3.3, Fig. 5) predicted its
-final models' losses from small runs. The profiles' curvature adds the cost of a run built off the optimum
-(after rounding to a shape, say):
+Approach 2 fits a parabola in log N to each budget's runs around its lowest one; its vertex gives N_opt(C) and
+its value at the vertex the best loss that budget reaches. A power law with a floor through those minima,
+L_opt(C) = E + G·C^−γ (the form Porian et al. 2024 fit for L*(C); DeepSeek LLM, Bi et al. 2024, §3.3, used
+its floorless special case), predicts the loss of a compute-optimal run at a larger budget. The profiles'
+curvature adds the cost of a run built off the optimum (after rounding to a shape, say):
 
     L(N, C) = L_opt(C) · (1 + κ·(ln N − ln N_opt(C))²)
 
 with N_opt(C) Approach 2's law and κ the mean over budgets of each parabola's c2 / L_min (the curvature
 relative to the loss, which keeps κ comparable between budgets whose losses differ).
 
-Why beside Approach 3: its L = E + A/N^α + B/D^β has to identify a floor E from the sweep, and a sweep of
-small models over a decade or two of compute pins E poorly; a wrong E bends every extrapolation. The
-frontier assumes no floor over the range it extrapolates, only that the minima keep falling as they did.
-Over a few decades that is the more stable assumption (the study's backtest scores both on held-out runs).
+Notable choices:
+- The floor. Without one, a power law through minima that bend towards an irreducible loss extrapolates
+  below every floor (on Epoch AI's extraction of Chinchilla's runs, 0.36 nats below Approach 3's E at
+  Chinchilla's compute). E + G·C^−γ is fitted by least squares in L (the minima's noise is additive, in nats,
+  as Approach 2's pooled σ is), with E ≥ 0. For fixed γ the law is linear in (E, G), so (E, G) are solved in
+  closed form and only γ is searched (variable projection, Golub & Pereyra 1973): a grid over γ, then a
+  bounded refinement. The same grid scores every bootstrap replicate in one array operation.
+- When the floor is identified. E is used only when (1) there are ≥ 4 budgets (three parameters and one
+  residual degree of freedom), (2) the fit is interior: E > 0 with the constraint inactive and γ inside its
+  grid, and (3) the floor explains the minima significantly better than none: an F-test of the nested
+  models (E = 0 against E free, both least squares in L) at the 5% level. The F-test's denominator is the
+  residual variance, so it counts the law's misfit, which a noise-only bootstrap interval of E does not:
+  on a pure power law with four noisy budgets E came out 0.06 with a bootstrap interval excluding 0.
+  Otherwise the floorless law L_opt = G·C^−γ is fitted (least squares in log L, as before) and `has_floor`
+  is False with the reason in `message`: extrapolate it with care.
 
-Intervals come from a parametric bootstrap of the runs themselves: every run's loss is redrawn as its
-parabola's fitted value plus normal noise of the pooled scale σ (Approach 2's `noise_scale`), every parabola
-refitted, and the frontier, N_opt law and κ refitted, `n_bootstrap` times. A prediction interval for one
-new run adds that run's own noise, σ·ε. This carries the runs' noise, not a misfit of the power law itself;
-with two or three budgets there are too few residuals to estimate one.
+Intervals come from a parametric bootstrap of the runs themselves: every run's loss in a parabola's window is
+redrawn as its fitted value plus normal noise of the pooled scale σ (Approach 2's `noise_scale`), every
+parabola refitted, and the frontier, N_opt law and κ refitted, `n_bootstrap` times. A prediction interval for
+one new run adds that run's own noise, σ·ε. This carries the runs' noise, not a misfit of the law itself.
 """
 
 from __future__ import annotations
@@ -29,16 +39,97 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.stats import f as f_distribution
 
 from analysis.isoflop import IsoFlopFit
 from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
 
+# γ searched over 1e-3..3 (log-spaced, 1.3% apart, refined between grid points) for the floor law: losses
+# fall with compute far more slowly than C^-3, and a γ of 1e-3 is indistinguishable from a floor.
+GAMMA_GRID = np.geomspace(1e-3, 3.0, 600)
+MIN_BUDGETS_FOR_FLOOR = 4
+FLOOR_TEST_LEVEL = 0.05  # the conventional 5% level of the floor's F-test; not tuned to any data set
+
+
+@dataclass(frozen=True)
+class FloorLaw:
+    """L = E + G·C^−gamma fitted to per-budget minima (arrays: one entry per bootstrap replicate, or one).
+
+    `e_at_zero`: the E ≥ 0 constraint was active; `gamma_at_edge`: γ ended at an end of `GAMMA_GRID`;
+    `not_falling`: G ≤ 0 (the minima do not fall with compute).
+    """
+
+    E: np.ndarray
+    log_G: np.ndarray
+    gamma: np.ndarray
+    e_at_zero: np.ndarray
+    gamma_at_edge: np.ndarray
+    not_falling: np.ndarray
+
+
+def _solve_at(gamma, log_c, y):
+    """For each row: least-squares (E ≥ 0, G) of y ≈ E + g·exp(−γ·log_c) at that row's γ; (E, g, sse, at_zero)."""
+    x = np.exp(-gamma[:, None] * log_c[None, :])
+    xm, ym = x.mean(1, keepdims=True), y.mean(1, keepdims=True)
+    sxx, sxy = ((x - xm) ** 2).sum(1), ((x - xm) * (y - ym)).sum(1)
+    g = sxy / sxx
+    e = ym[:, 0] - g * xm[:, 0]
+    at_zero = e < 0
+    g = np.where(at_zero, (x * y).sum(1) / (x * x).sum(1), g)
+    e = np.where(at_zero, 0.0, e)
+    sse = ((y - e[:, None] - g[:, None] * x) ** 2).sum(1)
+    return e, g, sse, at_zero
+
+
+def fit_floor_law(compute, loss, *, refine: bool = True) -> FloorLaw:
+    """L_opt = E + G·C^−γ through minima `loss` (shape (n,) or (replicates, n)) at budgets `compute`.
+
+    Least squares in L with E ≥ 0; for fixed γ the law is linear in (E, G), so γ alone is searched: every row
+    is scored on `GAMMA_GRID` by two matrix products, then refined (a parabola through the grid minimum and
+    its neighbours in log γ, and with `refine` a bounded scalar search for a single row).
+    """
+    log_c0 = float(np.mean(np.log(compute)))
+    log_c = np.log(np.asarray(compute, dtype=float)) - log_c0  # centred: (C/C0)^−γ stays near 1
+    y = np.atleast_2d(np.asarray(loss, dtype=float))
+    x = np.exp(-np.outer(log_c, GAMMA_GRID))  # (budgets, grid)
+    xc = x - x.mean(0)
+    yc = y - y.mean(1, keepdims=True)
+    sxy, sxx = yc @ xc, (xc * xc).sum(0)
+    sse = (yc * yc).sum(1)[:, None] - sxy**2 / sxx
+    e = y.mean(1)[:, None] - (sxy / sxx) * x.mean(0)
+    yx, xx = y @ x, (x * x).sum(0)
+    sse = np.where(e < 0, (y * y).sum(1)[:, None] - yx**2 / xx, sse)  # E < 0: refit through the origin
+    best = np.argmin(sse, axis=1)
+    edge = (best == 0) | (best == GAMMA_GRID.size - 1)
+    inner = np.clip(best, 1, GAMMA_GRID.size - 2)
+    rows = np.arange(len(y))
+    s_lo, s_mid, s_hi = sse[rows, inner - 1], sse[rows, inner], sse[rows, inner + 1]
+    curvature = s_lo - 2 * s_mid + s_hi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curvature > 0, 0.5 * (s_lo - s_hi) / curvature, 0.0)
+    step = math.log(GAMMA_GRID[1] / GAMMA_GRID[0])
+    log_gamma = np.where(edge, np.log(GAMMA_GRID[best]), np.log(GAMMA_GRID[inner]) + np.clip(shift, -1, 1) * step)
+    if refine and len(y) == 1 and not edge[0]:
+        centre = float(np.log(GAMMA_GRID[best[0]]))
+        result = minimize_scalar(lambda lg: _solve_at(np.array([math.exp(lg)]), log_c, y)[2][0],
+                                 bounds=(centre - step, centre + step), method="bounded", options={"xatol": 1e-10})
+        log_gamma = np.array([result.x])
+    gamma = np.exp(log_gamma)
+    e, g, _, at_zero = _solve_at(gamma, log_c, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_g = np.log(np.where(g > 0, g, np.nan)) + gamma * log_c0
+    return FloorLaw(E=e, log_G=log_g, gamma=gamma, e_at_zero=at_zero, gamma_at_edge=edge, not_falling=~(g > 0))
+
 
 @dataclass(frozen=True)
 class FrontierFit:
-    """L_opt(C) = G·C^−gamma through the IsoFLOP minima, plus the relative curvature `kappa` for runs off N_opt.
+    """L_opt(C) = E + G·C^−gamma through the IsoFLOP minima, plus the relative curvature `kappa` for runs off N_opt.
 
-    `samples` holds one bootstrap replicate per row: ln G, gamma, ln k_n, a, kappa (N_opt = k_n·C^a);
+    `has_floor` says whether the floor E was identified (see the module docstring); without it E = 0 and the
+    floorless power law is used, and `message` says why. `E_interval` is the bootstrap's (NaN without a floor or
+    replicates). `loss_law` is always the floorless power law through the minima (log-log least squares).
+    `samples` holds one bootstrap replicate per row: ln G, gamma, ln k_n, a, kappa, E (N_opt = k_n·C^a);
     `n_converged` counts the replicates kept: every parabola opened upward with its vertex among its runs.
     """
 
@@ -57,35 +148,39 @@ class FrontierFit:
     level: float
     success: bool
     message: str
+    E: float = 0.0
+    E_interval: tuple[float, float] = (math.nan, math.nan)
+    has_floor: bool = False
 
     def loss_at_optimum(self, compute) -> np.ndarray:
         """L_opt(C): the loss of a compute-optimal run at C FLOPs."""
-        return _frontier_loss(math.log(self.G), self.gamma, compute)
+        return _frontier_loss(math.log(self.G), self.gamma, compute, E=self.E)
 
     def predict_loss(self, N, compute) -> np.ndarray:
         """L(N, C): the frontier at C plus the curvature penalty for N away from Approach 2's N_opt(C)."""
-        return _frontier_loss(math.log(self.G), self.gamma, compute, N, math.log(self.k_n), self.a, self.kappa)
+        return _frontier_loss(math.log(self.G), self.gamma, compute, N, math.log(self.k_n), self.a, self.kappa,
+                              E=self.E)
 
     def loss_at_optimum_interval(self, compute: float) -> tuple[float, float]:
         """Interval of L_opt(C) from the bootstrap: the law's uncertainty, without a new run's noise."""
-        log_g, gamma = self.samples[:, 0], self.samples[:, 1]
-        return tuple(percentile_interval(_frontier_loss(log_g, gamma, compute), self.level))
+        log_g, gamma, e = self.samples[:, 0], self.samples[:, 1], self.samples[:, 5]
+        return tuple(percentile_interval(_frontier_loss(log_g, gamma, compute, E=e), self.level))
 
     def prediction_interval(self, N: float, compute: float, *, seed: int = 0) -> tuple[float, float]:
         """Where one new run of N parameters at C FLOPs should land: the bootstrap's L(N, C) plus the run's
         own noise (σ·ε). (nan, nan) without bootstrap replicates."""
         if self.samples.shape[0] < 2:
             return (math.nan, math.nan)
-        log_g, gamma, log_k, a, kappa = self.samples.T
-        replicates = _frontier_loss(log_g, gamma, compute, N, log_k, a, kappa)
+        log_g, gamma, log_k, a, kappa, e = self.samples.T
+        replicates = _frontier_loss(log_g, gamma, compute, N, log_k, a, kappa, E=e)
         noise = self.noise_scale * np.random.default_rng(seed).standard_normal(replicates.size)
         return tuple(percentile_interval(replicates + noise, self.level))
 
 
-def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0):
-    """G·C^-γ, times (1 + κ·(ln N − ln N_opt(C))²) when N is given; parameters may be bootstrap arrays."""
+def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0, E=0.0):
+    """E + G·C^-γ, times (1 + κ·(ln N − ln N_opt(C))²) when N is given; parameters may be bootstrap arrays."""
     log_c = np.log(np.asarray(compute, dtype=float))
-    loss = np.exp(log_g - gamma * log_c)
+    loss = E + np.exp(log_g - gamma * log_c)
     if N is None:
         return loss
     off = np.log(np.asarray(N, dtype=float)) - (log_k + a * log_c)
@@ -93,18 +188,16 @@ def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0):
 
 
 def _parabola_designs(fit: IsoFlopFit):
-    """Per included budget: (centre of its log N, design matrix over the kept runs, fitted losses there)."""
+    """Per included budget: (centre of its log N, design matrix over the runs its parabola kept, fitted losses)."""
     out = []
     for profile in fit.profiles:
         if not profile.included:
             continue
         parabola = profile.parabola
-        keep = np.ones(len(profile.n), bool)
-        if parabola.dropped is not None:
-            keep[parabola.dropped] = False
-        u = np.log(profile.n[keep]) - parabola.x_center
+        log_n = np.log(profile.n[profile.fitted])
+        u = log_n - parabola.x_center
         design = np.column_stack([np.ones_like(u), u, u * u])
-        out.append((parabola.x_center, design, parabola(np.log(profile.n[keep]))))
+        out.append((parabola.x_center, design, parabola(log_n)))
     return out
 
 
@@ -113,6 +206,71 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xm = x - x.mean()
     slope = (y * xm).sum(axis=-1) / (xm * xm).sum()
     return y.mean(axis=-1) - slope * x.mean(), slope
+
+
+def _replicate_minima(isoflop: IsoFlopFit, n_bootstrap: int, seed: int):
+    """Bootstrap replicates of every included budget's parabola: (vertex log N, vertex loss, c2), each
+    replicates × budgets, and the mask of replicates in which every parabola opened upward inside its runs."""
+    rng = np.random.default_rng(seed)
+    designs = _parabola_designs(isoflop)
+    vertex_u, vertex_loss, curvature = [], [], []
+    for _, design, fitted in designs:
+        draws = fitted + isoflop.noise_scale * rng.standard_normal((n_bootstrap, len(fitted)))
+        c0, c1, c2 = np.linalg.lstsq(design, draws.T, rcond=None)[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vertex_u.append(-c1 / (2 * c2))
+            vertex_loss.append(c0 - c1 * c1 / (4 * c2))
+        curvature.append(c2)
+    centers = np.array([center for center, _, _ in designs])
+    vertex_u, vertex_loss, curvature = (np.array(v).T for v in (vertex_u, vertex_loss, curvature))
+    # Approach 2's own rule: a budget counts only with an upward parabola whose vertex lies among its runs
+    lo = np.array([design[:, 1].min() for _, design, _ in designs])
+    hi = np.array([design[:, 1].max() for _, design, _ in designs])
+    ok = np.all((curvature > 0) & (vertex_loss > 0) & (vertex_u >= lo) & (vertex_u <= hi), axis=1)
+    return centers + vertex_u, vertex_loss, curvature, ok
+
+
+def floor_f_test(compute, loss) -> tuple[float, float]:
+    """F statistic and p-value of the floor: E + G·C^−γ against G·C^−γ (E = 0), both least squares in L.
+
+    F = (SSE₀ − SSE₁) / (SSE₁ / (n − 3)) on (1, n − 3) degrees of freedom; the residuals carry the minima's
+    noise and the law's misfit alike, which is what a floor must beat."""
+    y = np.asarray(loss, dtype=float)
+    log_c = np.log(np.asarray(compute, dtype=float))
+    log_c = log_c - log_c.mean()
+    sse1 = _solve_at(fit_floor_law(compute, y).gamma, log_c, y[None, :])[2][0]
+    x = np.exp(-np.outer(log_c, GAMMA_GRID))
+    sse0_grid = (y * y).sum() - (y @ x) ** 2 / (x * x).sum(0)
+    centre = float(np.log(GAMMA_GRID[np.argmin(sse0_grid)]))
+    step = math.log(GAMMA_GRID[1] / GAMMA_GRID[0])
+
+    def sse0(log_gamma):
+        xg = np.exp(-math.exp(log_gamma) * log_c)
+        return float((y * y).sum() - (y @ xg) ** 2 / (xg @ xg))
+
+    best0 = minimize_scalar(sse0, bounds=(centre - step, centre + step), method="bounded").fun
+    dof = len(y) - 3
+    if dof < 1:
+        return math.nan, math.nan
+    f = max(best0 - sse1, 0.0) / max(sse1 / dof, 1e-300)
+    return float(f), float(f_distribution.sf(f, 1, dof))
+
+
+def _floor_reasons(budgets, loss_opt, floor: FloorLaw) -> list[str]:
+    """Why the minima do not identify a floor (empty when they do)."""
+    if len(budgets) < MIN_BUDGETS_FOR_FLOOR:
+        return [f"{len(budgets)} budget minima (a floor needs ≥ {MIN_BUDGETS_FOR_FLOOR})"]
+    if floor.not_falling[0]:
+        return ["the minima do not fall with compute"]
+    if floor.e_at_zero[0]:
+        return ["the best floor is E = 0"]
+    if floor.gamma_at_edge[0]:
+        return [f"γ = {floor.gamma[0]:.3g} is at the end of its search range"]
+    f, p = floor_f_test(budgets, loss_opt)
+    if not p < FLOOR_TEST_LEVEL:
+        return [f"E = {floor.E[0]:.4g} does not fit the minima significantly better than none "
+                f"(F = {f:.3g}, p = {p:.2g} ≥ {FLOOR_TEST_LEVEL})"]
+    return []
 
 
 def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float = 0.95, seed: int = 0) -> FrontierFit:
@@ -129,47 +287,53 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     loss_opt = np.array([p.loss_opt for p in used])
     loss_law = fit_power_law(budgets, loss_opt)
     kappa = float(np.mean([p.parabola.c2 / p.loss_opt for p in used]))
+    floor = fit_floor_law(budgets, loss_opt)
+    reasons = _floor_reasons(budgets, loss_opt, floor)
 
-    samples = np.empty((0, 5))
     sigma = isoflop.noise_scale
-    notes = []
+    notes, replicates = [], None
     if n_bootstrap and math.isfinite(sigma) and sigma > 0:
-        rng = np.random.default_rng(seed)
-        designs = _parabola_designs(isoflop)
-        vertex_u, vertex_loss, curvature = [], [], []
-        for _, design, fitted in designs:
-            draws = fitted + sigma * rng.standard_normal((n_bootstrap, len(fitted)))
-            c0, c1, c2 = np.linalg.lstsq(design, draws.T, rcond=None)[0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                vertex_u.append(-c1 / (2 * c2))
-                vertex_loss.append(c0 - c1 * c1 / (4 * c2))
-            curvature.append(c2)
-        centers = np.array([center for center, _, _ in designs])
-        vertex_u, vertex_loss, curvature = (np.array(v).T for v in (vertex_u, vertex_loss, curvature))
-        # Approach 2's own rule: a budget counts only with an upward parabola whose vertex lies among its runs
-        lo = np.array([design[:, 1].min() for _, design, _ in designs])
-        hi = np.array([design[:, 1].max() for _, design, _ in designs])
-        ok = np.all((curvature > 0) & (vertex_loss > 0) & (vertex_u >= lo) & (vertex_u <= hi), axis=1)
-        log_c = np.log(budgets)
-        log_g, slope = _line(log_c, np.log(vertex_loss[ok]))
-        log_k, a = _line(log_c, centers + vertex_u[ok])
+        log_n_opt, vertex_loss, curvature, ok = _replicate_minima(isoflop, n_bootstrap, seed)
+        log_k, a = _line(np.log(budgets), log_n_opt[ok])
         kappas = np.mean(curvature[ok] / vertex_loss[ok], axis=1)
-        samples = np.column_stack([log_g, -slope, log_k, a, kappas])
+        replicates = (vertex_loss[ok], log_k, a, kappas)
         if not ok.all():
             notes.append(f"{int((~ok).sum())} of {n_bootstrap} replicates dropped "
                          "(a parabola opened downward or its vertex left the sampled sizes)")
     else:
         notes.append("no bootstrap" if not n_bootstrap else "no interval: Approach 2's noise scale is unavailable")
+
+    E, E_interval, samples = 0.0, (math.nan, math.nan), np.empty((0, 6))
+    floor_samples = None
+    if replicates is not None and len(replicates[0]) >= 2 and not reasons:
+        floor_samples = fit_floor_law(budgets, replicates[0], refine=False)
+        E_interval = tuple(percentile_interval(floor_samples.E, level))
+    has_floor = not reasons
+    if has_floor:
+        E, G, gamma = float(floor.E[0]), math.exp(floor.log_G[0]), float(floor.gamma[0])
+        form = f"L_opt = {E:.4g} + {G:.4g}·C^-{gamma:.4f}"
+        if floor_samples is not None:
+            samples = np.column_stack([floor_samples.log_G, floor_samples.gamma, *replicates[1:], floor_samples.E])
+    else:
+        E_interval = (math.nan, math.nan)
+        G, gamma = float(loss_law.k), float(-loss_law.p)
+        form = f"L_opt = {G:.4g}·C^-{gamma:.4f} (no floor: {'; '.join(reasons)})"
+        if replicates is not None:
+            log_g, slope = _line(np.log(budgets), np.log(replicates[0]))
+            samples = np.column_stack([log_g, -slope, *replicates[1:], np.zeros(len(log_g))])
+    finite = np.all(np.isfinite(samples), axis=1)
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} replicates dropped (their minima did not fall with compute)")
+    samples = samples[finite]
     gamma_interval = (tuple(percentile_interval(samples[:, 1], level)) if len(samples) >= 2
                       else (math.nan, math.nan))
-    message = (f"L_opt = {loss_law.k:.4g}·C^-{-loss_law.p:.4f} through {len(used)} budget minima; "
-               f"relative curvature κ = {kappa:.4g}")
+    message = f"{form} through {len(used)} budget minima; relative curvature κ = {kappa:.4g}"
     if len(used) == 2:
         notes.append("exact through 2 budgets: the law's own misfit cannot be estimated")
     return FrontierFit(
-        G=float(loss_law.k), gamma=float(-loss_law.p), gamma_interval=gamma_interval, kappa=kappa,
+        G=G, gamma=gamma, gamma_interval=gamma_interval, kappa=kappa,
         k_n=float(isoflop.k_n), a=float(isoflop.a), loss_law=loss_law,
         budgets=tuple(float(b) for b in budgets), loss_opt=tuple(float(v) for v in loss_opt),
         samples=samples, n_converged=len(samples), noise_scale=float(sigma), level=level, success=True,
-        message="; ".join([message] + notes),
+        message="; ".join([message] + notes), E=E, E_interval=E_interval, has_floor=has_floor,
     )

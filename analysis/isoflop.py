@@ -1,8 +1,10 @@
 """Approach 2 of Hoffmann et al. (2022): IsoFLOP profiles.
 
 For each compute budget C the runs that spent C FLOPs at different model sizes N trace a valley of
-final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to each valley;
-its vertex is that budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
+final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to the bottom of
+each valley: the lowest run and up to 2 sizes on each side of it (`profile_window`; a quadratic is the
+valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
+budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
 convention of the results table. Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
 (b = 1 − a, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
 table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
@@ -12,13 +14,13 @@ Notable choices:
   residual of point i is r_i / (1 − h_ii) for least squares, with standard deviation σ / sqrt(1 − h_ii);
   the point with the largest |r_i| / (σ·sqrt(1 − h_ii)) is dropped, and the parabola refitted, when that
   ratio exceeds `outlier_threshold` (default 5) and the budget has ≥ 5 points, so ≥ 4 remain.
-  σ is pooled over all budgets (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad point per
-  budget cannot inflate): a single budget has too few residual degrees of freedom to estimate it alone.
+  σ is pooled over all budgets' windows (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad
+  point per budget cannot inflate): a single window has too few residual degrees of freedom alone.
 - N* interval by the delta method: the vertex u* = −c1 / (2·c2) has gradient (0, −1/(2c2), c1/(2c2²)) in
   the coefficients, whose covariance is σ²(XᵀX)⁻¹ with the pooled σ; the interval is symmetric in log N.
-- Exclusion: a budget enters the power law only if its parabola opens upward (c2 > 0), its vertex lies
-  inside the sampled range of N, and its lowest observed loss is at an interior size (the sampled sizes
-  bracket the minimum). Otherwise it is kept in the result with its status and named in `message`.
+- Exclusion: a budget enters the power law only if its lowest observed loss is at an interior size (the
+  sampled sizes bracket the minimum), its parabola opens upward (c2 > 0) and its vertex lies inside the
+  window's range of N. Otherwise it is kept in the result with its status and named in `message`.
 - Power-law intervals by a parametric bootstrap: each budget's log N* is redrawn from its delta-method
   normal and the power law refitted, `n_bootstrap` times; percentile intervals. This carries the
   per-budget uncertainty, not a misfit of the power law itself.
@@ -40,6 +42,11 @@ from analysis.table import usable_runs
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
 MAD_TO_SIGMA = 1.4826
 STATUS_OK = "ok"
+# A budget's parabola sees its lowest run and at most 2 runs on each side: 5 points, the fewest that leave
+# residual degrees of freedom (2) for the noise scale and the outlier test; a quadratic is the expansion of
+# the profile at its minimum, so runs far from it (losses of 8 at a budget whose best is 4) must not bend it.
+# The window is symmetric in count, so a side sampled more densely does not tilt the vertex.
+WINDOW_HALF_WIDTH = 2
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,10 @@ def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_
 class BudgetProfile:
     """One IsoFLOP budget: its runs, parabola, optimum N* (with interval) and whether it enters the law.
 
-    status: "ok", "too_few" (< 3 distinct N), "downward" (c2 ≤ 0), "outside" (vertex outside the sampled N),
-    or "edge" (the lowest observed loss is at the smallest or largest N: the minimum is not bracketed).
+    status: "ok", "too_few" (< 3 distinct N in the window), "edge" (the lowest observed loss is at the smallest
+    or largest N: the minimum is not bracketed), "downward" (c2 ≤ 0), or "outside" (vertex outside the window).
+    `window` marks the runs around the lowest one that the parabola was fitted to (`profile_window`), `fitted`
+    those of them it kept (the window less a dropped outlier); both are boolean masks over `n`.
     """
 
     budget: float
@@ -215,6 +224,8 @@ class BudgetProfile:
     loss_opt: float
     status: str
     dropped_run_id: str | None
+    window: np.ndarray
+    fitted: np.ndarray
 
     @property
     def included(self) -> bool:
@@ -244,24 +255,45 @@ class IsoFlopFit(AllocationLaw):
     message: str
 
 
+def profile_window(n, loss, half_width: int = WINDOW_HALF_WIDTH) -> np.ndarray:
+    """The runs a budget's parabola is fitted to, as a boolean mask over its runs: every run at the size of the
+    lowest observed loss and at the same number of sizes on each side of it, up to `half_width` (fewer where
+    the profile ends), so that the quadratic is centred on the minimum and neither side outweighs the other.
+    A lowest loss at the smallest or largest size gives a window of one size (the minimum is not bracketed)."""
+    # sizes within 0.1% are one size (several runs of one model, or the same model read from two budgets)
+    size = np.round(np.log(np.asarray(n, dtype=float)), 3)
+    sizes = np.unique(size)
+    lowest = int(np.searchsorted(sizes, size[np.argmin(loss)]))
+    side = min(half_width, lowest, len(sizes) - 1 - lowest)
+    return (size >= sizes[lowest - side]) & (size <= sizes[lowest + side])
+
+
+def _at_edge(n, loss) -> bool:
+    """Whether the lowest loss is at the smallest or largest size (the sampled sizes do not bracket it)."""
+    return n[np.argmin(loss)] in (n.min(), n.max())
+
+
 def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:
     group = group.sort_values("N")
     run_ids = tuple(str(r) for r in group["run_id"]) if "run_id" in group.columns else tuple(str(i) for i in group.index)
     n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
     nan_pair = (math.nan, math.nan)
-    if len(np.unique(n)) < 3:
-        return BudgetProfile(budget, run_ids, n, loss, None, math.nan, nan_pair, math.nan, math.nan, "too_few", None)
-    parabola = fit_parabola(np.log(n), loss, noise_scale=sigma, outlier_threshold=threshold)
-    keep = np.ones(len(n), bool)
+    window = profile_window(n, loss)
+    if len(np.unique(n)) < 3 or len(np.unique(n[window])) < 3:
+        status = "edge" if len(np.unique(n)) >= 3 and _at_edge(n, loss) else "too_few"
+        return BudgetProfile(budget, run_ids, n, loss, None, math.nan, nan_pair, math.nan, math.nan, status, None,
+                             window, np.zeros(len(n), bool))
+    parabola = fit_parabola(np.log(n[window]), loss[window], noise_scale=sigma, outlier_threshold=threshold)
+    fitted = window.copy()
     if parabola.dropped is not None:
-        keep[parabola.dropped] = False
-    log_n = np.log(n[keep])
-    if parabola.c2 <= 0:
+        fitted[np.flatnonzero(window)[parabola.dropped]] = False
+    log_n = np.log(n[fitted])
+    if _at_edge(n, loss):
+        status = "edge"  # the lowest run is the smallest or the largest: the sizes do not bracket the minimum
+    elif parabola.c2 <= 0:
         status = "downward"
     elif not log_n.min() <= parabola.vertex <= log_n.max():
         status = "outside"
-    elif np.argmin(loss[keep]) in (0, keep.sum() - 1):
-        status = "edge"
     else:
         status = STATUS_OK
     half = norm.ppf(0.5 + level / 2) * parabola.vertex_se
@@ -269,10 +301,11 @@ def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float 
         n_opt = float(np.exp(parabola.vertex)) if math.isfinite(parabola.vertex) else math.nan
         interval = ((float(np.exp(parabola.vertex - half)), float(np.exp(parabola.vertex + half)))
                     if math.isfinite(half) else nan_pair)
-    dropped = run_ids[parabola.dropped] if parabola.dropped is not None else None
+    dropped = run_ids[int(np.flatnonzero(window)[parabola.dropped])] if parabola.dropped is not None else None
     return BudgetProfile(
         budget=budget, run_ids=run_ids, n=n, loss=loss, parabola=parabola, n_opt=n_opt, n_opt_interval=interval,
         d_opt=budget / (6 * n_opt), loss_opt=parabola.minimum, status=status, dropped_run_id=dropped,
+        window=window, fitted=fitted,
     )
 
 
@@ -303,9 +336,17 @@ def fit_isoflop(
     groups = [(float(b), g) for b, g in runs.groupby("budget", sort=True)]
     if not any(g["N"].nunique() >= 3 for _, g in groups):
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
-    sigma = pooled_noise_scale((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float)) for _, g in groups)
+    sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
     profiles = tuple(_profile(b, g, sigma, outlier_threshold, level) for b, g in groups)
     return _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+
+
+def _windowed(group: pd.DataFrame):
+    """(log N, loss) of a budget's window, the points its parabola sees (sorted by N)."""
+    group = group.sort_values("N")
+    n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
+    window = profile_window(n, loss)
+    return np.log(n[window]), loss[window]
 
 
 def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: int) -> IsoFlopFit:

@@ -97,15 +97,15 @@ def plot_isoflop_profiles(runs: pd.DataFrame, fit: IsoFlopFit, *, ax: Axes | Non
     for i, profile in enumerate(fit.profiles):
         colour = _series_colour(i, len(fit.profiles))
         label = f"C = {_power(profile.budget)} FLOPs" + ("" if profile.included else f" ({profile.status}, excluded)")
-        kept = np.ones(len(profile.n), bool)
-        if profile.parabola is not None and profile.parabola.dropped is not None:
-            kept[profile.parabola.dropped] = False
-            ax.scatter(profile.n[~kept], profile.loss[~kept], marker="x", s=50, color=colour, zorder=3)
-        ax.scatter(profile.n[kept], profile.loss[kept], s=22, zorder=3, label=label,
+        dropped = profile.window & ~profile.fitted if profile.parabola is not None else np.zeros(len(profile.n), bool)
+        if dropped.any():
+            ax.scatter(profile.n[dropped], profile.loss[dropped], marker="x", s=50, color=colour, zorder=3)
+        ax.scatter(profile.n[~dropped], profile.loss[~dropped], s=22, zorder=3, label=label,
                    facecolors=colour if profile.included else "none", edgecolors=colour)
         if profile.parabola is None:
             continue
-        grid = np.linspace(np.log(profile.n.min()), np.log(profile.n.max()), 100)
+        # the parabola is drawn over the window it was fitted to (the runs around the lowest one)
+        grid = np.linspace(np.log(profile.n[profile.window].min()), np.log(profile.n[profile.window].max()), 100)
         ax.plot(np.exp(grid), profile.parabola(grid), color=colour, lw=1.2, ls="-" if profile.included else "--")
         if profile.included:
             lo, hi = profile.n_opt_interval

@@ -206,6 +206,8 @@ class StudyFit:
         out = {}
         if self.approach3 is not None and self.approach3.success:
             out["Approach 3"] = float(self.approach3.E)
+        if self.frontier is not None and self.frontier.has_floor:
+            out["the loss frontier"] = float(self.frontier.E)
         return out
 
     def _floor_warnings(self, allocations, extrapolation: float) -> tuple[str, ...]:
@@ -223,11 +225,6 @@ class StudyFit:
 
 
 FAR_OUT = 100  # × the largest budget: beyond two decades the sweep no longer constrains the extrapolation
-
-
-def json_safe(value):
-    """Plain JSON types: dict/list/str/int/float/bool/None, non-finite floats as None."""
-    return to_tree(value)
 
 
 def _approach3_estimate(fit: ParametricFit, boot: BootstrapResult | None) -> ExponentEstimate:

@@ -206,7 +206,10 @@ def fit_table(fit, source: str) -> str:
             lines.append(f"  a      {_with_interval(law.a, law.a_interval)}")
             lines.append(f"  b      {_with_interval(law.b, law.b_interval)}")
     if fit.frontier is not None:
-        lines.append(f"Loss frontier  L_opt(C) = G·C^-gamma through Approach 2's minima   ({fit.frontier.message})")
+        form = "E + G·C^-gamma" if fit.frontier.has_floor else "G·C^-gamma"
+        lines.append(f"Loss frontier  L_opt(C) = {form} through Approach 2's minima   ({fit.frontier.message})")
+        if fit.frontier.has_floor:
+            lines.append(f"  E      {_with_interval(fit.frontier.E, fit.frontier.E_interval)}")
         lines.append(f"  G      {_fmt(fit.frontier.G)}")
         lines.append(f"  gamma  {_with_interval(fit.frontier.gamma, fit.frontier.gamma_interval)}")
     for law, label in ((fit.lr_law, "lr_opt"), (fit.batch_law, "batch_opt")):

@@ -182,7 +182,8 @@ def _print_study(s) -> None:
         a3 = fit.approach3
         print(f"  L(N, D) = {a3.E:.3f} + {a3.A:.4g}/N^{a3.alpha:.3f} + {a3.B:.4g}/D^{a3.beta:.3f}")
     if fit.frontier is not None:
-        print(f"  loss frontier L_opt(C) = {fit.frontier.G:.4g}·C^-{fit.frontier.gamma:.4f}")
+        floor = f"{fit.frontier.E:.3f} + " if fit.frontier.has_floor else ""
+        print(f"  loss frontier L_opt(C) = {floor}{fit.frontier.G:.4g}·C^-{fit.frontier.gamma:.4f}")
     headline = v.design.headline
     print(f"  headline predictor: {headline.name} ({headline.reason})")
     if v.headline is None:

@@ -103,7 +103,9 @@ def _fit_blocks(fit) -> list[tuple]:
                          _fmt(b.loss_opt), b.status, _fmt(b.included)] for b in fit.approach2.profiles]))
     frontier = fit.frontier
     if frontier is not None:
-        blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = G·C^-γ (for a run off N_opt, "
+        floor = (f"E + G·C^-γ, with a floor E = {_fmt(frontier.E)} {_interval(frontier.E_interval)}" if frontier.has_floor
+                 else "G·C^-γ, without a floor (none identified)")
+        blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = {floor} (for a run off N_opt, "
                             f"× (1 + κ·(ln N − ln N_opt)²)): G = {_fmt(frontier.G)}, γ = {_fmt(frontier.gamma, '.4f')} "
                             f"{_interval(frontier.gamma_interval, '.4f')}, κ = {_fmt(frontier.kappa, '.3g')}. "
                             f"{frontier.message}"))

@@ -77,7 +77,7 @@ def test_predict_from_fit_json_matches_the_closed_forms_and_builds_a_shape(fit_f
     assert out["batch_size"]["value"] is None  # no batch-size axis in this sweep: null, said so
     frontier = doc["frontier"]  # Approach 2's loss is the loss frontier's, with an interval from its samples
     a2 = next(a for a in out["allocations"] if a["approach"] == "approach2")
-    assert a2["loss"]["value"] == pytest.approx(frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
+    assert a2["loss"]["value"] == pytest.approx(frontier["E"] + frontier["G"] * 1e21 ** -frontier["gamma"], rel=1e-12)
     assert a2["loss"]["interval"][0] < a2["loss"]["value"] < a2["loss"]["interval"][1]
     assert a2["d_opt"]["value"] == pytest.approx(1e21 / (6 * a2["n_opt"]["value"]))
     assert a2["d_opt"]["interval"][0] == pytest.approx(1e21 / (6 * a2["n_opt"]["interval"][1]))

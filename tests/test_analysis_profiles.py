@@ -101,16 +101,46 @@ def test_edge_minimum_budget_flagged_excluded_and_warned():
     assert fit.a == pytest.approx(fit_isoflop(runs, n_bootstrap=0).a, abs=1e-12)
 
 
-def test_downward_parabola_flagged():
-    """A budget whose losses peak in the middle gets status 'downward' and is excluded."""
+def test_a_profile_peaking_in_the_middle_is_not_bracketed():
+    """A budget whose losses peak in the middle has its lowest run at an end: status 'edge', excluded.
+    (The parabola is fitted around the lowest run, so the bracket is checked first; before the window, this
+    profile's whole-profile parabola was reported as 'downward'.)"""
     runs = isoflop_runs()
     top = runs["budget"] == BUDGETS[-1]
     log_n = np.log(runs.loc[top, "N"])
     runs.loc[top, "loss"] = 3.0 - 0.05 * (log_n - log_n.mean()) ** 2
-    with pytest.warns(UserWarning, match="downward"):
+    with pytest.warns(UserWarning, match="edge"):
         fit = fit_isoflop(runs, n_bootstrap=0)
+    assert fit.profiles[-1].status == "edge"
+    assert sum(p.included for p in fit.profiles) == 4
+
+
+def test_downward_parabola_around_an_interior_minimum_flagged():
+    """A lowest run between two higher neighbours whose next neighbours are lower again (a ragged profile): the
+    window's parabola opens downward, so the budget gets status 'downward' and is excluded."""
+    runs = isoflop_runs()
+    top = runs["budget"] == BUDGETS[-1]
+    runs.loc[top, "loss"] = [3.3, 3.2, 3.1, 2.90, 2.95, 2.89, 2.95, 2.90, 3.1]
+    with pytest.warns(UserWarning, match="downward"):
+        fit = fit_isoflop(runs, n_bootstrap=0, outlier_threshold=None)
     assert fit.profiles[-1].status == "downward"
     assert sum(p.included for p in fit.profiles) == 4
+
+
+def test_the_parabola_sees_only_the_runs_around_the_minimum():
+    """A lopsided profile (runs far up one wall, as at Porian et al.'s smallest budgets): the parabola is fitted to
+    the lowest run and two sizes on each side, so its minimum stays near the lowest run's loss, where one
+    parabola over all nine runs dips far below it."""
+    runs = isoflop_runs(noise=0.0)
+    top = runs["budget"] == BUDGETS[-1]
+    u = np.log(runs.loc[top, "N"]) - np.log(runs.loc[top, "N"]).iloc[2]
+    runs.loc[top, "loss"] = 3.0 + 0.05 * u**2 + 0.2 * np.clip(u, 0, None) ** 3  # steep towards large N
+    fit = fit_isoflop(runs, n_bootstrap=0, outlier_threshold=None)  # noise-free: no outlier test
+    profile = fit.profiles[-1]
+    assert profile.included and profile.window.sum() == 5 and profile.fitted.sum() == 5
+    assert profile.loss_opt == pytest.approx(3.0, rel=0.005)
+    whole = fit_parabola(np.log(profile.n), profile.loss, outlier_threshold=None)
+    assert whole.minimum < 0.95 * 3.0
 
 
 def test_isoflop_single_budget_is_not_a_power_law():
