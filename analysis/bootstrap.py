@@ -1,15 +1,18 @@
 """Uncertainty of Approach 3 by bootstrapping over runs, and generic resampling helpers.
 
 Each replicate resamples the runs with replacement (Efron & Tibshirani 1993; Besiroglu et al. 2024 §4
-bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β from scratch: the
-whole 4,500-point start grid is re-ranked on the replicate's data and L-BFGS starts from its best few
-(plus the full-sample optimum as one more start), so a replicate whose optimum moved to another basin
-is followed there rather than pinned to the full-sample answer.
+bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β on the same summed
+Huber objective, by L-BFGS from two starts: the full-sample optimum and the replicate's own
+variable-projection optimum (`analysis.varpro`: a search over (α, β) with the linear parameters solved
+exactly), so a replicate whose optimum moved to another basin is followed there rather than pinned to
+the full-sample answer. The earlier scheme, each replicate from its 5 best points of the 4,500-point
+grid plus the full-sample optimum, is kept as `search="grid"`; benchmarks/fit_speed.py and the tests
+compare the two on the same resamples (docs/methods.md gives the figures).
 
 How 1,000 replicates stay fast:
-- a resample is a vector of multiplicities (how often each run was drawn), and the summed Huber
-  objective is linear in them, so the grid's per-run Huber values (grid × runs, computed once) times the
-  (runs × replicates) count matrix ranks the whole grid for every replicate in one matrix product;
+- a resample is a vector of multiplicities (how often each run was drawn); the summed objective and
+  every moment of the profile's linear solve are linear in them, so one matrix product with the
+  (replicates × runs) count matrix profiles every replicate (or, for "grid", re-ranks the whole grid);
 - the L-BFGS runs of all replicates go through `lbfgs.minimize_batch` together.
 Percentile intervals (default 95%) use the converged replicates only; how many converged is reported
 next to every interval (`Interval.n_finite`).

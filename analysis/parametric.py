@@ -22,6 +22,10 @@ The best converged end point is the answer; agreement of the best few is a diagn
 benchmark check that this reaches the optimum that scipy's L-BFGS-B reaches when called from every one
 of the 4,500 grid starts.
 
+Beside the grid, variable projection (`analysis.varpro`) profiles (α, β) with (E, A, B) solved exactly
+by non-negative least squares; its best local minima are polished in the same batch on the same Huber
+objective, and the lower end point wins, ties to the grid (`search`, docs/methods.md).
+
 Honesty: the result's `success` is False, and `message` says why, when the best run did not converge, a
 parameter sits on its bound (`BOUNDS`: wide enough that an interior optimum never touches them), or the
 best few converged starts reach different parameters at nearly the same objective (not identified).
