@@ -1,15 +1,18 @@
 """Uncertainty of Approach 3 by bootstrapping over runs, and generic resampling helpers.
 
 Each replicate resamples the runs with replacement (Efron & Tibshirani 1993; Besiroglu et al. 2024 §4
-bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β from scratch: the
-whole 4,500-point start grid is re-ranked on the replicate's data and L-BFGS starts from its best few
-(plus the full-sample optimum as one more start), so a replicate whose optimum moved to another basin
-is followed there rather than pinned to the full-sample answer.
+bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β on the same summed
+Huber objective, by L-BFGS from two starts: the full-sample optimum and the replicate's own
+variable-projection optimum (`analysis.varpro`: a search over (α, β) with the linear parameters solved
+exactly), so a replicate whose optimum moved to another basin is followed there rather than pinned to
+the full-sample answer. The earlier scheme, each replicate from its 5 best points of the 4,500-point
+grid plus the full-sample optimum, is kept as `search="grid"`; benchmarks/fit_speed.py and the tests
+compare the two on the same resamples (docs/methods.md gives the figures).
 
 How 1,000 replicates stay fast:
-- a resample is a vector of multiplicities (how often each run was drawn), and the summed Huber
-  objective is linear in them, so the grid's per-run Huber values (grid × runs, computed once) times the
-  (runs × replicates) count matrix ranks the whole grid for every replicate in one matrix product;
+- a resample is a vector of multiplicities (how often each run was drawn); the summed objective and
+  every moment of the profile's linear solve are linear in them, so one matrix product with the
+  (replicates × runs) count matrix profiles every replicate (or, for "grid", re-ranks the whole grid);
 - the L-BFGS runs of all replicates go through `lbfgs.minimize_batch` together.
 Percentile intervals (default 95%) use the converged replicates only; how many converged is reported
 next to every interval (`Interval.n_finite`).
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis import varpro
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
     HUBER_DELTA, PARAM_NAMES, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
@@ -130,22 +134,37 @@ class BootstrapResult:
         return {k: percentile_interval(v, self.level) for k, v in self.compute_optimal_samples(C).items()}
 
 
-def _replicate_starts(grid_f: np.ndarray, starts_c: np.ndarray, best_c: np.ndarray, n_starts: int) -> np.ndarray:
-    """(R, n_starts + 1, 5): each replicate's best grid points on its own data, then the full-sample optimum."""
-    chosen = starts_c[best_starts(grid_f, n_starts)]
-    extra = np.broadcast_to(best_c, (grid_f.shape[0], 1, 5))
+SEARCHES = ("varpro", "grid")
+
+
+def _grid_starts(cw, data, lower, best_c, *, grid_c, terms, n_starts: int, fix_E) -> np.ndarray:
+    """(r, n_starts + 1, 5): each replicate's best grid points on its own data, then the full-sample optimum."""
+    chosen = grid_c[best_starts(cw @ terms.T, n_starts)]
+    extra = np.broadcast_to(best_c, (cw.shape[0], 1, 5))
     return np.concatenate([chosen, extra], axis=1)
+
+
+def _varpro_starts(cw, data, lower, best_c, *, grid_c, terms, n_starts: int, fix_E) -> np.ndarray:
+    """(r, 2, 5): each replicate's variable-projection optimum on its own data, then the full-sample optimum."""
+    prof = varpro.profile(data.log_n, data.log_d, data.log_loss, cw, alphas=varpro.COARSE_EXPONENTS,
+                          betas=varpro.COARSE_EXPONENTS, fix_E=fix_E)
+    cells = np.argmin(prof.objective.reshape(len(cw), -1), axis=1)
+    chosen = varpro.starts_from(prof, np.arange(len(cw)), cells, lower)
+    return np.stack([chosen, np.broadcast_to(best_c, chosen.shape)], axis=1)
 
 
 def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                                 weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
-                                n_starts: int = 5, groups=None, chunk: int = 250,
+                                n_starts: int = 5, groups=None, chunk: int = 1000, search: str = "varpro",
                                 fit: ParametricFit | None = None) -> BootstrapResult:
-    """Bootstrap Approach 3 over runs: `n_resamples` resamples (fixed `seed`), each refitted from the
-    `n_starts` best grid points re-ranked on its own data plus the full-sample optimum.
+    """Bootstrap Approach 3 over runs: `n_resamples` resamples (fixed `seed`), each refitted by L-BFGS on
+    its own data from the full-sample optimum and from the starts `search` finds on the replicate's data:
+    "varpro", its variable-projection optimum (`analysis.varpro`, coarse exponent grid); "grid", the
+    `n_starts` best points of the 4,500-point Chinchilla grid (the earlier scheme, kept for comparison).
 
     groups: optional per-run labels for a grouped bootstrap (`bootstrap_counts`). weights multiply the
-    resampling counts. `fit`: the full-sample fit if already computed (else it is fitted here).
+    resampling counts. `fit`: the full-sample fit if already computed (else it is fitted here). `chunk`
+    replicates are optimised together (memory, not results, depends on it).
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
@@ -153,6 +172,8 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_starts < 1 or chunk < 1:
         raise ValueError(f"n_starts and chunk must be ≥ 1, got {n_starts} and {chunk}")
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     data = log_data(N, D, loss)
     n = data.log_n.size
     w = check_weights(weights, n)
@@ -160,37 +181,41 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
         fit = fit_parametric_arrays(N, D, loss, weights=w, fix_E=fix_E, delta=delta)
     lower, upper = bounds_for(fix_E)
     centred, m_n, m_d = centre(data)
-    starts_c = to_centred(prepare_grid(None, fix_E), m_n, m_d)
-    terms = huber_terms(starts_c, centred, delta)  # (grid, runs), independent of the resample
     counts = bootstrap_counts(n, n_resamples, seed, groups=groups) * w[None, :]
+    grid_c = terms = None
+    if search == "grid":
+        grid_c = to_centred(prepare_grid(None, fix_E), m_n, m_d)
+        terms = huber_terms(grid_c, centred, delta)  # (grid, runs), independent of the resample
+    find_starts = _varpro_starts if search == "varpro" else _grid_starts
     best_c = to_centred(fit.x, m_n, m_d)
-    samples = np.full((n_resamples, 5), np.nan)
-    converged = np.zeros(n_resamples, dtype=bool)
-    on_bound = np.zeros(n_resamples, dtype=bool)
-    free = lower != upper
+    x = np.full((n_resamples, 5), np.nan)
     for lo in range(0, n_resamples, chunk):
         cw = counts[lo : lo + chunk]
-        valid = _identifiable(data, cw)
-        starts = _replicate_starts(cw @ terms.T, starts_c, best_c, n_starts)  # (r, k, 5)
+        starts = find_starts(cw, centred, lower, best_c, grid_c=grid_c, terms=terms, n_starts=n_starts, fix_E=fix_E)
         r, k = starts.shape[:2]
         batch = minimize_batch(lambda y, rows: huber_objective(y, centred, cw[rows // k], delta),
                                starts.reshape(r * k, 5), lower, upper, ftol=1e-10)
         batch = flag_degenerate(batch, centred, w)
         fun = np.where(batch.converged, batch.fun, np.inf).reshape(r, k)
         best = np.argmin(fun, axis=1)
-        ok = np.isfinite(fun[np.arange(r), best]) & valid
-        x = from_centred(batch.x.reshape(r, k, 5)[np.arange(r), best], m_n, m_d)
-        samples[lo : lo + r][ok] = np.column_stack([np.exp(x[:, :3]), x[:, 3:]])[ok]
-        converged[lo : lo + r] = ok
-        on_bound[lo : lo + r] = ok & np.any(free & ((x <= lower + 1e-6) | (x >= upper - 1e-6)), axis=1)
-    intervals = _intervals(samples[converged], level, n_resamples)
-    n_conv = int(converged.sum())
-    message = f"{n_conv} of {n_resamples} replicates converged"
-    if on_bound.any():
-        message += f"; {int(on_bound.sum())} ended with a parameter on its bound (kept)"
-    return BootstrapResult(fit=fit, samples=samples, converged=converged, n_resamples=n_resamples,
-                           n_converged=n_conv, n_on_bound=int(on_bound.sum()), seed=seed, level=level,
-                           intervals=intervals, message=message)
+        ok = np.isfinite(fun[np.arange(r), best]) & _identifiable(data, cw)
+        x[lo : lo + r][ok] = from_centred(batch.x.reshape(r, k, 5)[np.arange(r), best], m_n, m_d)[ok]
+    return _result(fit, x, lower, upper, seed=seed, level=level)
+
+
+def _result(fit: ParametricFit, x: np.ndarray, lower, upper, *, seed: int, level: float) -> BootstrapResult:
+    """The BootstrapResult of replicate end points x (R, 5) in (e, a, b, α, β), NaN rows not converged."""
+    converged = np.all(np.isfinite(x), axis=1)
+    free = lower != upper
+    on_bound = converged & np.any(free & ((x <= lower + 1e-6) | (x >= upper - 1e-6)), axis=1)
+    samples = np.column_stack([np.exp(x[:, :3]), x[:, 3:]])
+    intervals = _intervals(samples[converged], level, len(x))
+    n_conv, n_bound = int(converged.sum()), int(on_bound.sum())
+    message = f"{n_conv} of {len(x)} replicates converged"
+    if n_bound:
+        message += f"; {n_bound} ended with a parameter on its bound (kept)"
+    return BootstrapResult(fit=fit, samples=samples, converged=converged, n_resamples=len(x), n_converged=n_conv,
+                           n_on_bound=n_bound, seed=seed, level=level, intervals=intervals, message=message)
 
 
 def _identifiable(data, counts: np.ndarray) -> np.ndarray:
@@ -226,7 +251,8 @@ def _intervals(ok: np.ndarray, level: float, n_total: int) -> dict[str, Interval
 
 def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                          weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA, n_starts: int = 5,
-                         group_col: str | None = None, fit: ParametricFit | None = None) -> BootstrapResult:
+                         group_col: str | None = None, search: str = "varpro",
+                         fit: ParametricFit | None = None) -> BootstrapResult:
     """`bootstrap_parametric_arrays` on a results table (N, D, loss; unusable rows excluded with a warning).
     group_col: resample whole groups of runs (e.g. "budget") instead of single runs."""
     if group_col is not None and group_col not in runs.columns:
@@ -235,4 +261,4 @@ def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: i
     groups = None if group_col is None else kept[group_col].to_numpy()
     return bootstrap_parametric_arrays(kept["N"], kept["D"], kept["loss"], n_resamples=n_resamples, seed=seed,
                                        level=level, weights=w, fix_E=fix_E, delta=delta, n_starts=n_starts,
-                                       groups=groups, fit=fit)
+                                       groups=groups, search=search, fit=fit)

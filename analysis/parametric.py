@@ -22,6 +22,10 @@ The best converged end point is the answer; agreement of the best few is a diagn
 benchmark check that this reaches the optimum that scipy's L-BFGS-B reaches when called from every one
 of the 4,500 grid starts.
 
+Beside the grid, variable projection (`analysis.varpro`) profiles (α, β) with (E, A, B) solved exactly
+by non-negative least squares; its best local minima are polished in the same batch on the same Huber
+objective, and the lower end point wins, ties to the grid (`search`, docs/methods.md).
+
 Honesty: the result's `success` is False, and `message` says why, when the best run did not converge, a
 parameter sits on its bound (`BOUNDS`: wide enough that an interior optimum never touches them), or the
 best few converged starts reach different parameters at nearly the same objective (not identified).
@@ -36,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from analysis import varpro
 from analysis.lbfgs import NOT_CONVERGED as LBFGS_NOT_CONVERGED
 from analysis.lbfgs import BatchResult, concat_batches, minimize_batch
 from analysis.table import usable_runs
@@ -206,7 +211,9 @@ class ParametricFit:
     of those converged; `top_objectives` / `top_spread` of the best `n_agree` converged end points
     (largest relative parameter difference from the best) and `starts_agree`; `on_bound` names the
     parameters at a bound of `BOUNDS`. `x` is the optimised vector (log E, log A, log B, α, β),
-    `residuals` are log L̂ − log L per run, `objective` the summed Huber loss at x.
+    `residuals` are log L̂ − log L per run, `objective` the summed Huber loss at x. `objective_grid` and
+    `objective_varpro`: the best converged objective from the grid's starts and from the variable-projection
+    profile's (NaN where that search was not run or nothing converged); `best_search` the one x came from.
     """
 
     E: float
@@ -230,6 +237,9 @@ class ParametricFit:
     on_bound: tuple[str, ...]
     fixed_E: bool
     delta: float
+    objective_grid: float
+    objective_varpro: float
+    best_search: str
     success: bool
     message: str
 
@@ -251,7 +261,8 @@ class ParametricFit:
     def to_dict(self) -> dict:
         """JSON-ready: parameters, exponents and diagnostics (arrays left out)."""
         keys = ("E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_runs", "n_starts", "n_lbfgs",
-                "n_converged", "top_spread", "starts_agree", "fixed_E", "delta", "success", "message")
+                "n_converged", "top_spread", "starts_agree", "fixed_E", "delta", "objective_grid", "objective_varpro",
+                "best_search", "success", "message")
         out = {k: getattr(self, k) for k in keys}
         return out | {"top_objectives": list(self.top_objectives), "on_bound": list(self.on_bound)}
 
@@ -311,8 +322,9 @@ def _relative_gap(x: np.ndarray, best: np.ndarray) -> np.ndarray:
 
 
 def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upper, *, n_starts: int,
-              n_agree: int, fixed_E: bool, delta: float) -> ParametricFit:
-    """Pick the best converged end point of a batch and build the fit with its diagnostics."""
+              n_agree: int, fixed_E: bool, delta: float, from_varpro: np.ndarray | None = None) -> ParametricFit:
+    """Pick the best converged end point of a batch and build the fit with its diagnostics.
+    from_varpro: which rows of the batch started from the variable-projection profile (default none)."""
     order = np.argsort(np.where(batch.converged, batch.fun, np.inf), kind="stable")
     n_converged = int(batch.converged.sum())
     best = int(order[0]) if n_converged else int(np.argmin(batch.fun))
@@ -336,13 +348,20 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
         problems.append(f"the best {ties.size} converged starts reach the same objective within {FLAT_RTOL:g} "
                         f"but parameters differing by up to {np.max(_relative_gap(batch.x[ties], x)):.2%}: "
                         "the parameters are not identified by these runs")
-    summary = f"{n_converged} of {batch.x.shape[0]} L-BFGS runs from the best of {n_starts} grid starts converged"
+    from_varpro = np.zeros(len(batch.fun), dtype=bool) if from_varpro is None else np.asarray(from_varpro, bool)
+    n_vp = int(from_varpro.sum())
+    sources = [f"the best of {n_starts} grid starts"] * bool(n_vp < len(from_varpro))
+    sources += [f"{n_vp} variable-projection minim{'um' if n_vp == 1 else 'a'}"] * bool(n_vp)
+    summary = f"{n_converged} of {batch.x.shape[0]} L-BFGS runs from {' and '.join(sources)} converged"
     n_degenerate = int(np.sum(batch.status == DEGENERATE))
     if n_degenerate:
         summary += f" ({n_degenerate} more stopped where a term of L(N, D) is negligible for every run)"
     if top.size and agree and spread > AGREE_RTOL:
         summary += f"; runner-up minima are worse by ≥ {FLAT_RTOL:g} (kept the best)"
     message = summary + ("; " + "; ".join(problems) if problems else "")
+    ends = np.where(batch.converged, batch.fun, np.inf)
+    by_search = {name: float(np.min(ends[rows])) if np.any(rows) and np.isfinite(np.min(ends[rows])) else math.nan
+                 for name, rows in (("grid", ~from_varpro), ("varpro", from_varpro))}
     log_pred = np.logaddexp(x[0], np.logaddexp(x[1] - x[3] * data.log_n, x[2] - x[4] * data.log_d))
     nan = math.nan
     return ParametricFit(
@@ -351,7 +370,9 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
         x=x.copy(), objective=float(batch.fun[best]), residuals=log_pred - data.log_loss,
         n_runs=int(np.sum(weights > 0)), n_starts=n_starts, n_lbfgs=int(batch.x.shape[0]), n_converged=n_converged,
         top_objectives=tuple(float(v) for v in batch.fun[top]), top_spread=spread, starts_agree=agree,
-        on_bound=on_bound, fixed_E=fixed_E, delta=delta, success=not problems, message=message,
+        on_bound=on_bound, fixed_E=fixed_E, delta=delta, objective_grid=by_search["grid"],
+        objective_varpro=by_search["varpro"], best_search="varpro" if from_varpro[best] else "grid",
+        success=not problems, message=message,
     )
 
 
@@ -394,16 +415,31 @@ def flag_degenerate(batch: BatchResult, data: LogData, weights: np.ndarray) -> B
     return BatchResult(x=batch.x, fun=batch.fun, status=np.where(dead, DEGENERATE, batch.status), nit=batch.nit)
 
 
+SEARCHES = ("both", "grid", "varpro")
+N_VARPRO_STARTS = 5  # local minima of the variable-projection profile polished (best first)
+
+
+def varpro_starts(centred: LogData, weights: np.ndarray, lower: np.ndarray, fix_E: float | None,
+                  k: int = N_VARPRO_STARTS) -> np.ndarray:
+    """Centred starts (≤ k, 5) at the best local minima of the variable-projection profile (`analysis.varpro`)."""
+    prof = varpro.profile(centred.log_n, centred.log_d, centred.log_loss, weights, fix_E=fix_E)
+    cells = varpro.local_minima(prof.objective[0], k)
+    return varpro.starts_from(prof, np.zeros(len(cells), dtype=int), cells, lower)
+
+
 def fit_parametric_arrays(N, D, loss, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
                           n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
-                          grid: np.ndarray | None = None) -> ParametricFit:
-    """Approach 3 on arrays: rank the Chinchilla grid (or `grid`, rows of (e, a, b, α, β)) on the data,
-    run batched L-BFGS from the `n_starts` best, and return the best converged end point (module docstring).
+                          grid: np.ndarray | None = None, search: str = "both") -> ParametricFit:
+    """Approach 3 on arrays: minimise the summed Huber objective by batched L-BFGS from the starts `search`
+    names, and return the best converged end point (module docstring).
 
-    End points where a term is negligible for every run are not counted as converged (`flag_degenerate`);
-    while fewer than `n_agree` converged end points exist, the next `n_starts` ranked starts are run, up
-    to `max_starts` in all. Raises ValueError on non-positive or non-finite inputs or too few distinct
-    runs (`check_design`).
+    search: "grid", the `n_starts` best points of the Chinchilla grid (or `grid`, rows of (e, a, b, α, β))
+    ranked on the data; "varpro", the best local minima of the variable-projection profile over (α, β)
+    (`varpro_starts`); "both" (default), all of them, so the answer is the better of the two estimators
+    (`best_search` says which). End points where a term is negligible for every run are not counted as
+    converged (`flag_degenerate`); while fewer than `n_agree` converged end points exist, the next
+    `n_starts` ranked grid starts are run, up to `max_starts` in all. Raises ValueError on non-positive
+    or non-finite inputs or too few distinct runs (`check_design`).
     """
     data = log_data(N, D, loss)
     w = check_weights(weights, data.log_n.size)
@@ -412,21 +448,36 @@ def fit_parametric_arrays(N, D, loss, *, weights=None, fix_E: float | None = Non
         raise ValueError(f"delta must be > 0, got {delta}")
     if n_starts < 1 or n_agree < 1 or max_starts < 1:
         raise ValueError(f"n_starts, n_agree and max_starts must be ≥ 1, got {n_starts}, {n_agree}, {max_starts}")
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     lower, upper = bounds_for(fix_E)
     starts = prepare_grid(grid, fix_E)
     centred, m_n, m_d = centre(data)
     ranked = np.argsort(huber_terms(to_centred(starts, m_n, m_d), centred, delta) @ w, kind="stable")
+    seeds = varpro_starts(centred, w, lower, fix_E) if search != "grid" else np.empty((0, 5))
+    first = 0 if search == "varpro" else min(n_starts, max_starts, len(ranked))
+    # the first batch: the best grid starts, then the profile's minima (so exact ties go to the grid); then
+    # more grid starts while fewer than n_agree end points converged ("varpro": only while none converged,
+    # as its profile has one minimum where the data identify the law)
+    chosen = np.concatenate([to_centred(starts[ranked[:first]], m_n, m_d), seeds])
+    from_varpro = [np.arange(len(chosen)) >= first]
+    if len(chosen) == 0:  # "varpro" and no cell of the profile could be solved: start from the grid
+        first = min(n_starts, max_starts, len(ranked))
+        chosen, from_varpro = to_centred(starts[ranked[:first]], m_n, m_d), [np.zeros(first, dtype=bool)]
     batches: list[BatchResult] = []
-    for first in range(0, min(len(ranked), max_starts), n_starts):
-        chosen = to_centred(starts[ranked[first : min(first + n_starts, max_starts)]], m_n, m_d)
+    while len(chosen):
         batch = minimize_batch(lambda y, rows: huber_objective(y, centred, w, delta), chosen, lower, upper)
         batches.append(flag_degenerate(batch, centred, w))
-        if sum(int(b.converged.sum()) for b in batches) >= n_agree:
+        enough = 1 if search == "varpro" else n_agree
+        if sum(int(b.converged.sum()) for b in batches) >= enough or first >= min(len(ranked), max_starts):
             break
+        nxt = min(first + n_starts, max_starts, len(ranked))
+        chosen, first = to_centred(starts[ranked[first:nxt]], m_n, m_d), nxt
+        from_varpro.append(np.zeros(len(chosen), dtype=bool))
     batch = concat_batches(batches)
     batch = BatchResult(x=from_centred(batch.x, m_n, m_d), fun=batch.fun, status=batch.status, nit=batch.nit)
     return summarize(data, w, batch, lower, upper, n_starts=len(starts), n_agree=n_agree,
-                     fixed_E=fix_E is not None, delta=delta)
+                     fixed_E=fix_E is not None, delta=delta, from_varpro=np.concatenate(from_varpro))
 
 
 def usable_with_weights(runs: pd.DataFrame, weights, *, what: str) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -447,12 +498,13 @@ def usable_with_weights(runs: pd.DataFrame, weights, *, what: str) -> tuple[pd.D
 
 def fit_parametric(runs: pd.DataFrame, *, weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
                    n_starts: int = 30, n_agree: int = 3, max_starts: int = 300,
-                   grid: np.ndarray | None = None) -> ParametricFit:
+                   grid: np.ndarray | None = None, search: str = "both") -> ParametricFit:
     """Approach 3 on a results table (columns N, D, loss). Unusable rows are excluded with an
     ExcludedRunsWarning (`table.usable_runs`). weights: None, a column name, or one value per row of `runs`."""
     kept, w = usable_with_weights(runs, weights, what="parametric fit")
     return fit_parametric_arrays(kept["N"], kept["D"], kept["loss"], weights=w, fix_E=fix_E, delta=delta,
-                                 n_starts=n_starts, n_agree=n_agree, max_starts=max_starts, grid=grid)
+                                 n_starts=n_starts, n_agree=n_agree, max_starts=max_starts, grid=grid,
+                                 search=search)
 
 
 def fit_each_start(N, D, loss, starts: np.ndarray, *, weights=None, fix_E: float | None = None,
