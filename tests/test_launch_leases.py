@@ -13,7 +13,7 @@ from analysis.table import read_table
 from experiments import lease, store as st
 from sweeps.config import load_sweep
 from sweeps.plan import plan
-from sweep_helpers import sweep_file, wait_for
+from sweep_helpers import cmdline, descendants, sweep_file, wait_for
 
 
 def _launch(path: Path, store: Path, *extra: str) -> subprocess.Popen:
@@ -80,11 +80,16 @@ def test_a_driver_killed_with_sigkill_leaves_a_lease_a_later_driver_takes_over_a
 
         run_id, held = wait_for(checkpointed, timeout=120)
         assert held.pid == victim.pid and held.host
+        its_ray = [p for p in descendants(victim.pid) if "ray" in cmdline(p)]
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
     finally:
         if victim.poll() is None:
             victim.kill()
+    time.sleep(2)  # Ray's own agents outlive a SIGKILLed driver: stop those this test started
+    for pid in its_ray:
+        if "ray" in cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
     orphan = lease.read_lease(store, run_id)
     assert not orphan.released and orphan.driver == held.driver  # left behind, never released
 
