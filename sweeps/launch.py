@@ -6,13 +6,19 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
 - Exactly once. Each pending run is submitted once per launch and a finished run (row.json in the store)
   is never trained again, so a relaunch after any crash, or of a sweep file extended with new budgets,
   trains only what is missing.
+- One driver per run. The driver takes a run's lease (experiments/lease.py) before submitting it and its
+  heartbeat renews it until the run ends. A second driver on the same store waits for runs leased by a
+  live driver, counts those it finishes, and takes over (resuming from the checkpoint) those whose lease
+  is released or expires. The lease is the driver's, not the worker's: Ray ends a dead driver's tasks,
+  and a retried task stays under the same lease.
 - Resumption, not restart. A task whose worker process or node dies is resubmitted (at most
   `max_retries` times) and continues from the run's last checkpoint in the store.
 - One tokenization per sweep. The driver prepares the corpus into `<store>/corpora/`; every task opens
   that folder by path. On a cluster the store must be on a filesystem every node sees.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
-- A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang.
+- A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
+  unreachable --address, before anything is written to the store.
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
   gRPC services still listen on every interface, guarded by Ray's token authentication (on by default
   in the Ray release we test, 2.60); README "Security" says what that leaves to the user.

@@ -143,3 +143,19 @@ def test_the_readme_recipe_a_stopped_and_resubmitted_job_finishes_every_run_once
     assert len(resumed) >= 1 and (resumed["resumed_from_step"] > 0).all() and (resumed["attempts"] == 2).all()
     assert (table["attempts"] <= 2).all()
     assert json.loads((store / "sweeps" / "recipe.json").read_text())["sweep"] == "recipe"
+
+
+def test_an_unreachable_address_is_one_clear_line_and_writes_nothing(tmp_path):
+    (port,) = _free_ports(1)  # nothing listens there
+    store = tmp_path / "store"
+    for address, expected in ((f"127.0.0.1:{port}", "cannot reach a Ray cluster at --address 127.0.0.1"),
+                              ("no-port-here", "expected HOST:PORT")):
+        started = time.monotonic()
+        done = subprocess.run([str(VENV_BIN / "scaling"), "sweep", "launch", "tiny", "--store", str(store),
+                               "--address", address], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "SCALING_LAB_CACHE": str(tmp_path / "cache")})
+        assert done.returncode == 3, done.stdout + done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], done.stderr
+        assert time.monotonic() - started < 60
+        assert not store.exists()
