@@ -18,7 +18,8 @@ Notable choices:
   `scaling sweep status` can show progress from the store alone.
 - `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
   with the same row columns.
-- Two processes must not run the same run id into one store at once (the driver submits each once).
+- Two processes must not run the same run id into one store at once: the sweep driver holds the run's
+  lease (experiments/lease.py) while its task runs.
 """
 
 from __future__ import annotations

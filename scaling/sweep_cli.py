@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,10 @@ def register(sub) -> None:
     p.add_argument("--max-concurrent", type=int, help="at most this many runs at once (default: as CPUs allow)")
     p.add_argument("--max-retries", type=int, default=3, help="resubmissions of a run whose worker died (default 3)")
     p.add_argument("--retry-failed", action="store_true", help="train again the runs recorded as failed")
+    p.add_argument("--lease-seconds", type=float, default=60.0,
+                   help="a run this launch trains is leased to it, renewed every quarter of this; another launch "
+                        "on the same store waits for it and takes it over only after seeing its lease unrenewed "
+                        "this long (default 60)")
     p.set_defaults(func=cmd_launch)
 
     p = sweep_sub.add_parser("status", help="runs done, running, failed and pending, per sweep in a store",
@@ -94,10 +99,10 @@ def launch_progress_printer(name: str):
         last[0] = now
         eta = f"ETA {p.eta_seconds / 60:.1f} min" if p.eta_seconds is not None else "ETA -"
         line = (f"[{name}] done {p.done_before + p.completed}/{p.planned}  running {p.running}  "
-                f"failed {p.failed + p.diverged}  pending {p.pending}  retries {p.retries}  "
+                f"failed {p.failed + p.diverged}  pending {p.pending}  elsewhere {p.elsewhere}  retries {p.retries}  "
                 f"FLOPs {p.flops_done:.2e}/{p.flops_total:.2e}  {eta}")
         if tty:
-            print("\r" + line.ljust(120), end="" if p.running or p.pending else "\n", file=sys.stderr, flush=True)
+            print("\r" + line.ljust(120), end="" if p.running or p.pending or p.elsewhere else "\n", file=sys.stderr, flush=True)
         else:
             print(line, file=sys.stderr, flush=True)
 
@@ -108,10 +113,13 @@ def cmd_launch(args) -> int:
     from sweeps.launch import RayUnavailableError, launch  # noqa: PLC0415
 
     config = _load(args.file)
+    if not args.lease_seconds > 0:
+        raise ValueError(f"--lease-seconds must be positive, got {args.lease_seconds}")
+    signal.signal(signal.SIGTERM, _interrupt)  # `ray job stop` and kill: stop as cleanly as Ctrl-C
     try:
         report = launch(config, store=args.store, address=args.address, max_concurrent=args.max_concurrent,
                         max_retries=args.max_retries, retry_failed=args.retry_failed,
-                        on_progress=launch_progress_printer(config.name))
+                        on_progress=launch_progress_printer(config.name), lease_seconds=args.lease_seconds)
     except RayUnavailableError as e:
         print(f"\nscaling sweep launch: error: {e}", file=sys.stderr)
         return 3
@@ -121,8 +129,12 @@ def cmd_launch(args) -> int:
     return 0 if report.count("failed") == 0 else 1
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_status(args) -> int:
-    from experiments import store as st  # noqa: PLC0415
+    from experiments import lease, store as st  # noqa: PLC0415
 
     store = Path(args.store)
     if not (store / st.RUNS_DIR).is_dir():
@@ -142,8 +154,11 @@ def cmd_status(args) -> int:
     for run_id, state in states.items():
         if state == "running":
             status = st.read_status(store, run_id) or {}
+            held = lease.read_lease(store, run_id)
+            driver = (f", leased to driver {held.driver} (host {held.host}, pid {held.pid}, renewed {held.renewals}"
+                      f" times, every {held.ttl_seconds / 4:g} s)") if isinstance(held, lease.Lease) and not held.released else ""
             print(f"  running {run_id}: step {status.get('step', 0)}/{status.get('steps', '?')} "
-                  f"on {status.get('host')} (updated {status.get('updated_at')})")
+                  f"on {status.get('host')} (updated {status.get('updated_at')}){driver}")
     return 0
 
 

@@ -6,13 +6,19 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
 - Exactly once. Each pending run is submitted once per launch and a finished run (row.json in the store)
   is never trained again, so a relaunch after any crash, or of a sweep file extended with new budgets,
   trains only what is missing.
+- One driver per run. The driver takes a run's lease (experiments/lease.py) before submitting it and its
+  heartbeat renews it until the run ends. A second driver on the same store waits for runs leased by a
+  live driver, counts those it finishes, and takes over (resuming from the checkpoint) those whose lease
+  is released or expires. The lease is the driver's, not the worker's: Ray ends a dead driver's tasks,
+  and a retried task stays under the same lease.
 - Resumption, not restart. A task whose worker process or node dies is resubmitted (at most
   `max_retries` times) and continues from the run's last checkpoint in the store.
 - One tokenization per sweep. The driver prepares the corpus into `<store>/corpora/`; every task opens
   that folder by path. On a cluster the store must be on a filesystem every node sees.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
-- A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang.
+- A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
+  unreachable --address, before anything is written to the store.
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
   gRPC services still listen on every interface, guarded by Ray's token authentication (on by default
   in the Ray release we test, 2.60); README "Security" says what that leaves to the user.
@@ -21,12 +27,13 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from experiments import store as st
+from experiments import lease, store as st
 from experiments.runner import record_failure
 from experiments.spec import ExperimentSpec
 from sweeps.config import SweepConfig
@@ -50,6 +57,8 @@ class Progress:
     running: int = 0
     pending: int = 0
     retries: int = 0
+    elsewhere: int = 0  # runs another live driver is training now; this launch waits for them
+    done_elsewhere: int = 0  # runs another driver finished during this launch
     flops_done: float = 0.0  # exact FLOPs of the runs finished in this launch
     flops_total: float = 0.0  # exact FLOPs of everything this launch set out to train
     started: float = field(default_factory=time.monotonic)
@@ -83,6 +92,7 @@ class LaunchReport:
     retries: int
     interrupted: bool
     message: str
+    done_elsewhere: int = 0  # runs another driver finished while this launch waited for them
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -108,18 +118,43 @@ def prepare_sweep_corpus(config: SweepConfig, store: Path):
 
 def start_ray(address: str | None, *, num_cpus: int | None = None) -> tuple[object, bool]:
     """Use the Ray this process is already connected to; else join `address` (or $RAY_ADDRESS, as under
-    `ray job submit`); else start a private local Ray. Returns (ray, whether this call started a local one)."""
+    `ray job submit`); else start a private local Ray. Returns (ray, whether this call started a local one).
+    RayUnavailableError, in one line, if the cluster named cannot be reached."""
     import ray  # noqa: PLC0415
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers fork after HF tokenizers ran
     if ray.is_initialized():
         return ray, False
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=False, logging_level="warning")
+    named = address or os.environ.get("RAY_ADDRESS")
+    if named:
+        where = f"--address {address}" if address else f"$RAY_ADDRESS={named}"
+        check_reachable(named, where=where)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="warning")
+        except (ConnectionError, RuntimeError) as e:  # ray.init says "ConnectionError" for most of these
+            raise RayUnavailableError(f"cannot join the Ray cluster at {where}: {str(e).splitlines()[0]}") from None
         return ray, False
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
              log_to_driver=False, logging_level="warning")
     return ray, True
+
+
+def check_reachable(address: str, *, where: str, timeout: float = 5.0) -> None:
+    """RayUnavailableError unless HOST:PORT in `address` accepts a TCP connection within `timeout` seconds.
+
+    ray.init retries an unreachable GCS for minutes with log lines but no clear answer, so we ask first.
+    "auto" (the cluster started on this machine, found by Ray itself) is left to ray.init.
+    """
+    if address == "auto":
+        return
+    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise RayUnavailableError(f"{where}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayUnavailableError(f"cannot reach a Ray cluster at {where} ({e.strerror or e}); is `ray start --head`"
+                                  " running there and is its port open to this machine?") from None
 
 
 def _device_kind(config: SweepConfig, ray) -> str:
@@ -149,88 +184,165 @@ def launch(
     retry_failed: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     poll_seconds: float = 1.0,
+    lease_seconds: float = lease.DEFAULT_TTL_SECONDS,
 ) -> LaunchReport:
-    """Train every run of `config` not yet done in `store`; return what this launch finished."""
+    """Train every run of `config` not yet done in `store`; return what this launch finished.
+
+    lease_seconds: this driver renews the lease of each run it trains every lease_seconds/4, and another
+    driver takes a run over once it has seen that lease unrenewed for lease_seconds (experiments/lease.py).
+    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached.
+    """
     store = Path(store).resolve()
     sweep_plan: SweepPlan = plan(config)
-    corpus = prepare_sweep_corpus(config, store)
-    st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
     todo = pending_runs(sweep_plan, st.run_states(store), retry_failed=retry_failed)
     done_before = len(set(sweep_plan.run_ids)) - len(todo)
     if not todo:
+        st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
         return LaunchReport(sweep=sweep_plan.name, store=store, planned=len(sweep_plan.runs), already_done=done_before,
                             rows=(), retries=0, interrupted=False, message="nothing to train: every run is done")
-    flops = {r.run_id: r.flops for r in sweep_plan.runs}
-    queue = order_longest_first(todo, sweep_plan.est_seconds())
-
-    ray, started_here = start_ray(address)
-    device_kind = _device_kind(config, ray)
-    res = config.resources
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    cap = concurrency_cap(total_cpus=cpus, cpus_per_run=res.cpus_per_run, max_concurrent=max_concurrent or res.max_concurrent)
-    gpu_memory = _gpu_memory_bytes() if device_kind == "gpu" else None
-    remote = ray.remote(max_retries=0)(train_task)  # retries are ours: they resume and are counted
-
-    progress = Progress(planned=len(sweep_plan.runs), done_before=done_before, pending=len(queue),
-                        flops_total=sum(flops[s.run_id] for s in queue))
-    in_flight: dict = {}  # ObjectRef -> spec
-    attempts: dict[str, int] = {}
-    rows: list[dict] = []
-
-    def submit(spec: ExperimentSpec):
-        resources = resources_for(spec, device_kind=device_kind, gpu_memory_bytes=gpu_memory,
-                                  cpus_per_run=res.cpus_per_run, gpus_per_run=res.gpus_per_run)
-        device = "cuda" if device_kind == "gpu" else "cpu"
-        ref = remote.options(**resources, name=f"run-{spec.run_id}").remote(
-            spec.to_dict(), str(store), str(corpus.path), sweep_plan.name, res.cpus_per_run, device)
-        in_flight[ref] = spec
-        attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
-
-    def report_progress():
-        progress.running, progress.pending = len(in_flight), len(queue)
-        if on_progress is not None:
-            on_progress(progress)
-
-    interrupted, message = False, ""
+    ray, started_here = start_ray(address)  # first: an unreachable cluster leaves the store untouched
+    keeper = None
     try:
-        while queue or in_flight:
-            while queue and len(in_flight) < cap:
-                submit(queue.pop(0))
-            report_progress()
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_seconds)
-            for ref in ready:
-                spec = in_flight.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as e:  # the worker, its node or Ray itself failed, not the run
-                    _check_ray_alive(ray, e)
-                    if attempts[spec.run_id] > max_retries:
-                        reason = (f"worker lost {attempts[spec.run_id]} times; last: {type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:300]}")
-                        row = record_failure(spec, store=store, sweep=sweep_plan.name, error=reason)
-                    else:
-                        progress.retries += 1
-                        queue.insert(0, spec)  # resumes from its checkpoint
-                        continue
-                rows.append(row)
-                progress.record(row["status"])
-                progress.flops_done += flops[spec.run_id]
-        report_progress()
-    except KeyboardInterrupt:
-        interrupted = True
-        message = "interrupted: runs in flight were stopped and will resume from their checkpoints on relaunch"
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
+        corpus = prepare_sweep_corpus(config, store)
+        st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
+        keeper = lease.LeaseKeeper(store, ttl_seconds=lease_seconds)
+        driver = _Driver(ray, config, sweep_plan, store=store, corpus_path=str(corpus.path), keeper=keeper,
+                         retry_failed=retry_failed, max_concurrent=max_concurrent, on_progress=on_progress)
+        progress = Progress(planned=len(sweep_plan.runs), done_before=done_before, pending=len(todo),
+                            flops_total=sum(driver.flops[s.run_id] for s in todo))
+        driver.progress = progress
+        interrupted, message = driver.run(order_longest_first(todo, sweep_plan.est_seconds()),
+                                          max_retries=max_retries, poll_seconds=poll_seconds)
     finally:
+        if keeper is not None:
+            keeper.close()  # releases every lease still held, so another driver takes those runs at once
         if started_here:
             ray.shutdown()
     if not interrupted:
+        elsewhere = f", {progress.done_elsewhere} finished by another driver" if progress.done_elsewhere else ""
         message = (f"{progress.completed} completed, {progress.diverged} diverged, {progress.failed} failed"
-                   f" ({done_before} were already done)")
+                   f" ({done_before} were already done{elsewhere})")
     return LaunchReport(sweep=sweep_plan.name, store=store, planned=len(sweep_plan.runs), already_done=done_before,
-                        rows=tuple(rows), retries=progress.retries, interrupted=interrupted, message=message)
+                        rows=tuple(driver.rows), retries=progress.retries, interrupted=interrupted, message=message,
+                        done_elsewhere=progress.done_elsewhere)
+
+
+class _Driver:
+    """One launch's loop: claim a run's lease, submit it, take results in completion order, retry lost
+    workers, and wait for runs that another driver holds (taking them over if their lease expires)."""
+
+    def __init__(self, ray, config: SweepConfig, sweep_plan: SweepPlan, *, store: Path, corpus_path: str,
+                 keeper: lease.LeaseKeeper, retry_failed: bool, max_concurrent: int | None, on_progress):
+        self.ray, self.sweep_plan, self.store, self.corpus_path = ray, sweep_plan, store, corpus_path
+        self.keeper, self.watch, self.retry_failed, self.on_progress = keeper, lease.LeaseWatch(), retry_failed, on_progress
+        self.device_kind = _device_kind(config, ray)
+        self.res = config.resources
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.cap = concurrency_cap(total_cpus=cpus, cpus_per_run=self.res.cpus_per_run,
+                                   max_concurrent=max_concurrent or self.res.max_concurrent)
+        self.gpu_memory = _gpu_memory_bytes() if self.device_kind == "gpu" else None
+        self.remote = ray.remote(max_retries=0)(train_task)  # retries are ours: they resume and are counted
+        self.flops = {r.run_id: r.flops for r in sweep_plan.runs}
+        self.in_flight: dict = {}  # ObjectRef -> spec
+        self.waiting: dict[str, ExperimentSpec] = {}  # runs another driver holds
+        self.attempts: dict[str, int] = {}
+        self.rows: list[dict] = []
+        self.progress: Progress | None = None
+
+    def run(self, queue: list[ExperimentSpec], *, max_retries: int, poll_seconds: float) -> tuple[bool, str]:
+        """Train `queue` (longest first); return (interrupted, message)."""
+        try:
+            while queue or self.in_flight or self.waiting:
+                while queue and len(self.in_flight) < self.cap:
+                    spec = queue.pop(0)
+                    if self.claim(spec):
+                        self.submit(spec)
+                self.report(queue)
+                if self.in_flight:
+                    ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=poll_seconds)
+                else:
+                    ready = []
+                    time.sleep(poll_seconds)
+                for ref in ready:
+                    self.collect(ref, queue, max_retries=max_retries)
+                self.drop_lost_leases()
+                queue[:0] = self.takeable_waiting()
+            self.report(queue)
+        except KeyboardInterrupt:
+            for ref in self.in_flight:
+                self.ray.cancel(ref, force=True)
+            return True, "interrupted: runs in flight were stopped and will resume from their checkpoints on relaunch"
+        return False, ""
+
+    def claim(self, spec: ExperimentSpec) -> bool:
+        """Take the run's lease; False if another driver holds it (it waits) or finished it meanwhile."""
+        run_id = spec.run_id
+        if self.keeper.holds(run_id):  # a retry of our own run
+            return True
+        if not self.keeper.try_take(run_id, self.watch.verdict(self.store, run_id)):
+            self.waiting[run_id] = spec
+            return False
+        if not pending_runs([spec], {run_id: st.run_state(self.store, run_id)}, retry_failed=self.retry_failed):
+            self.keeper.give_up(run_id)  # done by the driver that held it before us
+            self.progress.done_elsewhere += 1
+            return False
+        return True
+
+    def submit(self, spec: ExperimentSpec) -> None:
+        resources = resources_for(spec, device_kind=self.device_kind, gpu_memory_bytes=self.gpu_memory,
+                                  cpus_per_run=self.res.cpus_per_run, gpus_per_run=self.res.gpus_per_run)
+        device = "cuda" if self.device_kind == "gpu" else "cpu"
+        ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(
+            spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device)
+        self.in_flight[ref] = spec
+        self.attempts[spec.run_id] = self.attempts.get(spec.run_id, 0) + 1
+
+    def collect(self, ref, queue: list[ExperimentSpec], *, max_retries: int) -> None:
+        """Record a finished task, or requeue its run (it resumes from its checkpoint) if its worker died."""
+        spec = self.in_flight.pop(ref)
+        try:
+            row = self.ray.get(ref)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # the worker, its node or Ray itself failed, not the run
+            _check_ray_alive(self.ray, e)
+            if self.attempts[spec.run_id] <= max_retries:
+                self.progress.retries += 1
+                queue.insert(0, spec)  # still leased by us
+                return
+            reason = (f"worker lost {self.attempts[spec.run_id]} times; last: {type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:300]}")
+            row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name, error=reason)
+        self.keeper.give_up(spec.run_id)
+        self.rows.append(row)
+        self.progress.record(row["status"])
+        self.progress.flops_done += self.flops[spec.run_id]
+
+    def drop_lost_leases(self) -> None:
+        """Stop the runs whose lease another driver took over (ours went unrenewed for a whole ttl)."""
+        lost = self.keeper.lost()
+        for ref, spec in list(self.in_flight.items()):
+            if spec.run_id in lost:
+                self.ray.cancel(ref, force=True)
+                del self.in_flight[ref]
+                self.waiting[spec.run_id] = spec
+
+    def takeable_waiting(self) -> list[ExperimentSpec]:
+        """Waiting runs whose lease is now free or expired (to claim again); forget those finished elsewhere."""
+        takeable = []
+        for run_id, spec in list(self.waiting.items()):
+            if not pending_runs([spec], {run_id: st.run_state(self.store, run_id)}, retry_failed=False):
+                del self.waiting[run_id]
+                self.progress.done_elsewhere += 1
+            elif self.watch.verdict(self.store, run_id).state != "held":
+                takeable.append(self.waiting.pop(run_id))
+        return takeable
+
+    def report(self, queue: list[ExperimentSpec]) -> None:
+        p = self.progress
+        p.running, p.elsewhere, p.pending = len(self.in_flight), len(self.waiting), len(queue)
+        if self.on_progress is not None:
+            self.on_progress(p)
 
 
 def _check_ray_alive(ray, error: Exception) -> None:

@@ -42,3 +42,28 @@ def assert_every_run_completed_once(thread, reports, store, config):
     assert len(table) == len(plan(config).runs) == table["run_id"].nunique()
     assert (table["status"] == "completed").all()
     return table
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (read from /proc), to stop the Ray processes a test started."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

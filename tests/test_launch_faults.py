@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
@@ -16,7 +15,7 @@ from analysis.table import read_table
 from experiments import store as st
 from sweeps.config import load_sweep
 from sweeps.launch import launch
-from sweep_helpers import assert_every_run_completed_once, sweep_file, wait_for
+from sweep_helpers import assert_every_run_completed_once, cmdline, descendants, sweep_file, wait_for
 
 
 def test_removing_a_node_mid_sweep_still_completes_every_run_once(tmp_path):
@@ -45,30 +44,6 @@ def test_removing_a_node_mid_sweep_still_completes_every_run_once(tmp_path):
         cluster.shutdown()
 
 
-def _descendants(pid: int) -> list[int]:
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            out.append(child)
-            stack.append(child)
-    return out
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def test_a_dead_local_ray_ends_the_launch_clearly_and_a_relaunch_resumes(tmp_path):
     """SIGKILL of the local raylet and its workers under `scaling sweep launch` (a killed ray::DashboardAgent
     took the raylet and every task in flight down with it on such a machine)."""
@@ -79,10 +54,10 @@ def test_a_dead_local_ray_ends_the_launch_clearly_and_a_relaunch_resumes(tmp_pat
     launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_for(lambda: any((st.run_dir(store, i) / "checkpoint.pt").exists() for i in st.run_ids(store)))
-        processes = _descendants(launcher.pid)
-        raylets = [p for p in processes if "raylet/raylet" in _cmdline(p)]
+        processes = descendants(launcher.pid)
+        raylets = [p for p in processes if "raylet/raylet" in cmdline(p)]
         assert raylets, "the launcher started no local raylet"
-        for pid in raylets + [p for p in processes if _cmdline(p).startswith("ray::")]:
+        for pid in raylets + [p for p in processes if cmdline(p).startswith("ray::")]:
             os.kill(pid, signal.SIGKILL)
         output, _ = launcher.communicate(timeout=180)
     finally:
@@ -90,8 +65,8 @@ def test_a_dead_local_ray_ends_the_launch_clearly_and_a_relaunch_resumes(tmp_pat
             launcher.kill()
     assert launcher.returncode == 3, output
     assert "relaunch the same command to resume" in output
-    for pid in _descendants(os.getpid()):  # leave no stray Ray processes behind
-        if "ray" in _cmdline(pid):
+    for pid in descendants(os.getpid()):  # leave no stray Ray processes behind
+        if "ray" in cmdline(pid):
             os.kill(pid, signal.SIGKILL)
     time.sleep(1)
 
