@@ -186,7 +186,7 @@ def _print_study(s) -> None:
         print(f"  loss frontier L_opt(C) = {floor}{fit.frontier.G:.4g}·C^-{fit.frontier.gamma:.4f}")
     headline = v.design.headline
     print(f"  headline predictor: {headline.name} ({headline.reason})")
-    if v.headline is None:
+    if v.actual_loss is None:
         print(f"validation at C = {v.design.budget:.3g}: no loss ({v.status}: {v.error})")
         return
     print(f"validation at C = {v.design.budget:.3g}: N = {v.n:,}, D = {v.d:,}, actual loss {v.actual_loss:.4f}")

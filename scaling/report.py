@@ -50,7 +50,12 @@ def _validation_blocks(s: StudySummary) -> list[tuple]:
     v = s.validation
     design, headline = v.design, v.headline
     blocks: list[tuple] = [("h2", "Validation: a run the fit never saw")]
-    if headline is None:
+    if headline is None and v.actual_loss is not None:
+        blocks.append(("p", f"At C = {design.budget:.3g} FLOPs the run was built at {design.prediction.best.name}'s "
+                            f"N_opt = {design.n_opt_predicted:.4g}, and its actual loss is {v.actual_loss:.4f}; "
+                            f"no loss law was fitted cleanly ({design.headline.reason}), so no headline "
+                            f"prediction exists, and any comparison below comes from a fit that did not converge."))
+    elif headline is None:
         blocks.append(("p", f"The validation run did not produce a comparable loss (status {v.status}: {v.error})."))
     else:
         spec = design.spec

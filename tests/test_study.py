@@ -36,9 +36,11 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
         assert abs(c["relative_error"] - (c["predicted"]["value"] / validation["actual_loss"] - 1)) < 1e-12
     assert "shape_note" in validation
     headline = design["prediction"]["headline"]  # fixed before the run trained: the fit's own headline
-    assert headline == summary["fit"]["headline"] and headline["predictor"] in comparisons
+    assert headline == summary["fit"]["headline"]
+    # the headline predicts the loss, unless no loss law converged (then Approach 1 leads, with no loss)
+    assert headline["predictor"] in comparisons or headline["predictor"] == "approach1"
     best = next(a for a in design["prediction"]["allocations"]
-                if a["approach"] == {"frontier": "approach2", "approach3": "approach3"}[headline["predictor"]])
+                if a["approach"] == {"frontier": "approach2"}.get(headline["predictor"], headline["predictor"]))
     assert summary["fit"]["approach3"]["alpha"] is not None
     assert summary["runs"]["trained_now"] == 6
     for name in ("report.md", "report.html"):
