@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, predict_loss
-from analysis.table import write_text_atomic
+import atomicio
 
 HYPERPARAM_COLUMNS = ("lr", "batch_size")
 
@@ -182,9 +182,9 @@ def write_store(runs: pd.DataFrame, store, *, curves: pd.DataFrame | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v.item() if hasattr(v, "item") else v)
                  for k, v in row.items()}
-        write_text_atomic(run_dir / "row.json", json.dumps(clean, indent=1) + "\n")
+        atomicio.write_text(run_dir / "row.json", json.dumps(clean, indent=1) + "\n")
         if curves is not None:
             curve = curves[curves["run_id"].astype(str) == str(row["run_id"])]
             columns = ["step", "tokens", "flops", "train_loss", "val_loss"]
-            write_text_atomic(run_dir / "curve.csv", curve[columns].to_csv(index=False))
+            atomicio.write_text(run_dir / "curve.csv", curve[columns].to_csv(index=False))
     return Path(store)

@@ -37,7 +37,6 @@ import math
 import warnings
 from pathlib import Path
 
-import atomicio
 import numpy as np
 import pandas as pd
 
@@ -348,4 +347,3 @@ def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
     return _finish_curves([table[table["run_id"].isin(ok["run_id"])]], where)
 
 
-write_text_atomic = atomicio.write_text  # the shared primitive, under the analysis layer's old name

@@ -25,6 +25,12 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the handlers import their libraries lazily, so --help stays instant
+    import pandas as pd
+
+    from analysis.study_fit import StudyFit
 
 FIT_FORMAT = "scaling-lab fit v2"
 
@@ -108,9 +114,9 @@ class RunContext:
 class SourceFit:
     """A fitted source: its table, curves, the fit and the run context."""
 
-    runs: object
-    curves: object
-    fit: object
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
+    fit: StudyFit
     context: RunContext
 
 
@@ -158,7 +164,7 @@ def fit_document(source_fit: SourceFit, source: str) -> dict:
             "fit": source_fit.fit.to_dict()}
 
 
-def _load_fit(path: str) -> tuple[object, RunContext]:
+def _load_fit(path: str) -> tuple[StudyFit, RunContext]:
     """(StudyFit, RunContext) from a fit file written by `scaling fit --format json`."""
     from analysis.serialize import from_tree
     from analysis.study_fit import StudyFit
@@ -228,19 +234,24 @@ def fit_table(fit, source: str) -> str:
 
 def cmd_fit(args) -> int:
     source_fit = _run_fit(args, holdout_text=args.holdout)
-    doc = fit_document(source_fit, str(args.source))
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n" if args.format == "json" else fit_table(source_fit.fit, str(args.source))
-    if args.out:
-        from analysis.table import write_text_atomic  # noqa: PLC0415
+    fit = source_fit.fit
+    if fit.headline is None:  # say what could not be fitted, and leave no fit file behind that predicts nothing
+        from analysis.prediction import NoFitError
 
-        write_text_atomic(Path(args.out), text)
+        if not args.out:
+            sys.stdout.write(fit_table(fit, str(args.source)))
+        raise NoFitError(_nothing_fitted(fit))
+    if args.format == "json":
+        text = json.dumps(fit_document(source_fit, str(args.source)), indent=1, allow_nan=False) + "\n"
+    else:
+        text = fit_table(fit, str(args.source))
+    if args.out:
+        import atomicio  # noqa: PLC0415
+
+        atomicio.write_text(args.out, text)
         print(f"scaling fit: wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    if source_fit.fit.headline is None:
-        from analysis.prediction import NoFitError
-
-        raise NoFitError(_nothing_fitted(source_fit.fit))
     return 0
 
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from analysis.prediction import PREDICTOR_NAMES
-from analysis.table import write_text_atomic
+import atomicio
 from scaling.study import StudySummary
 
 
@@ -218,7 +218,7 @@ def write_report(summary: StudySummary, out_dir: str | Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = _blocks(summary)
     paths = {"md": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "summary.json"}
-    write_text_atomic(paths["json"], json.dumps(summary.to_dict(), indent=1, allow_nan=False))
-    write_text_atomic(paths["md"], _markdown(blocks))
-    write_text_atomic(paths["html"], _html(blocks, out_dir))
+    atomicio.write_text(paths["json"], json.dumps(summary.to_dict(), indent=1, allow_nan=False))
+    atomicio.write_text(paths["md"], _markdown(blocks))
+    atomicio.write_text(paths["html"], _html(blocks, out_dir))
     return paths
