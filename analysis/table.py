@@ -53,9 +53,14 @@ COLUMNS: dict[str, str] = {
     "N_norms": "Int64",
     "D": "int64",           # training tokens
     "passes": "float64",    # passes over the training split those tokens made (lm/batches.py); > 1 repeats data
-    "C": "float64",         # 6·N·D
+    "C": "float64",         # compute under the run's own convention (`compute`); 6·N·D where absent
     "flops": "float64",     # exact counted training FLOPs
-    "budget": "float64",    # nominal IsoFLOP budget of the run's cell; NaN for grid sweeps
+    "budget": "float64",    # nominal IsoFLOP budget of the run's cell, under `compute`; NaN for grid sweeps
+    "compute": "str",       # what C and budget count: "exact" or "6N_<n_convention>" (analysis/compute.py)
+    "C_exact": "float64",   # C under every convention, so any one can be refitted (analysis/compute.py)
+    "C_6N_non_embedding": "float64",
+    "C_6N_total": "float64",
+    "C_6N_with_head": "float64",
     "loss": "float64",      # final validation loss, nats/token
     "train_loss": "float64",
     "lr": "float64",

@@ -37,6 +37,7 @@ from typing import Callable
 from experiments import provenance, store as st
 from experiments.spec import ExperimentSpec
 from lm import checkpoint
+from lm.accounting import compute_columns, compute_per_token, flop_convention
 from lm.data import TokenizedCorpus
 from lm.train import CurvePoint, TrainResult, train
 
@@ -182,8 +183,10 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "N": n, "N_total": counts.total, "N_embedding": counts.embedding, "N_head": counts.head,
         "N_blocks": counts.blocks, "N_norms": counts.norms, "n_convention": spec.n_convention,
         "D": tokens, "passes": result.passes if trained else None,
-        "C": 6.0 * n * tokens if trained else None, "flops": result.flops if trained else None,
-        "budget": spec.budget,
+        "C": tokens * compute_per_token(model, spec.compute, spec.n_convention) if trained else None,
+        "flops": result.flops if trained else None,
+        "budget": spec.budget, "compute": flop_convention(spec.compute, spec.n_convention),
+        **{c: (v if trained else None) for c, v in compute_columns(model, tokens or 0).items()},
         "loss": result.final_val_loss if trained and result.status == "completed" else None,
         "train_loss": result.final_train_loss if trained else None,
         "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,

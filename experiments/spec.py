@@ -23,7 +23,8 @@ import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
-from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS, ParamCounts, param_counts
+from lm.accounting import (COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVENTION, N_CONVENTIONS, ParamCounts,
+                           param_counts)
 from lm.batches import SAMPLERS
 from lm.data import CorpusConfig
 from lm.device import PRECISIONS
@@ -78,6 +79,8 @@ class ExperimentSpec:
     corpus_seed: int = 0  # seeds the train/val document split
     # the nominal compute budget of the run's IsoFLOP cell; None for grid runs
     budget: float | None = None
+    # what the budget counts (lm.accounting.COMPUTE_CONVENTIONS): exact FLOPs, or 6·N·D under n_convention
+    compute: str = DEFAULT_COMPUTE
 
     def __post_init__(self):
         self._check_types()
@@ -124,7 +127,7 @@ class ExperimentSpec:
             if getattr(self, name) < 0:
                 raise ValueError(f"ExperimentSpec.{name} must be >= 0, got {getattr(self, name)!r}")
         for name, allowed in (("n_convention", N_CONVENTIONS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
-                              ("sampler", SAMPLERS)):
+                              ("sampler", SAMPLERS), ("compute", COMPUTE_CONVENTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ExperimentSpec.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("corpus_source", "corpus_text_field"):

@@ -41,13 +41,16 @@ STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupte
 TERMINAL = ("completed", "diverged", "failed")
 
 # The results-table row, in this order (a superset of analysis.table.COLUMNS). N is under the spec's
-# n_convention (named in n_convention), D the tokens actually trained, C = 6·N·D, flops the exact count,
+# n_convention (named in n_convention), D the tokens actually trained, C the compute under the run's own
+# convention (named in compute: "exact" or "6N_<n_convention>", what budget counts), C_<convention> the
+# compute under every convention (lm.accounting.FLOP_CONVENTIONS), flops the exact count,
 # loss the final validation loss (null unless completed); resumed_from_step is the step the last attempt
 # resumed from (null if none; status.json lists every resumption, since a row must stay flat).
 ROW_COLUMNS = (
     "run_id", "sweep", "status",
     "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "n_convention",
-    "D", "passes", "C", "flops", "budget", "loss", "train_loss",
+    "D", "passes", "C", "flops", "budget", "compute", "C_exact", "C_6N_non_embedding", "C_6N_total", "C_6N_with_head",
+    "loss", "train_loss",
     "lr", "batch_size", "context_length", "vocab_size", "n_layers", "d_model", "n_heads",
     "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
     "attempts", "resumed_from_step", "error",

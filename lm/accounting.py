@@ -34,6 +34,11 @@ N_CONVENTIONS = ("non_embedding", "total", "with_head")
 # the output head included, which Porian et al. (2024) show reconciles Kaplan's and Chinchilla's exponents.
 DEFAULT_N_CONVENTION = "with_head"
 FLOP_CONVENTIONS = ("exact",) + tuple(f"6N_{c}" for c in N_CONVENTIONS)
+# What a sweep's budgets count (`compute:` in a sweep file, `compute` in a spec): the exact FLOPs above, or 6·N
+# under the sweep's n_convention. Exact is the default: at small sizes the head and attention make real compute
+# 11-52% more than 6·N_with_head (docs/methods.md, "Compute: which C").
+COMPUTE_CONVENTIONS = ("exact", "6N")
+DEFAULT_COMPUTE = "exact"
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -106,6 +111,26 @@ def forward_flops_per_token(cfg: ModelConfig, convention: str = "exact", *, cont
 def training_flops_per_token(cfg: ModelConfig, convention: str = "exact", *, context_length: int | None = None) -> float:
     """Forward + backward FLOPs per token: 3× the forward (the backward computes two matmuls per forward one)."""
     return 3.0 * forward_flops_per_token(cfg, convention, context_length=context_length)
+
+
+def flop_convention(compute: str, n_convention: str) -> str:
+    """The FLOP convention a budget counts: "exact", or "6N_<n_convention>" for compute "6N"."""
+    if compute not in COMPUTE_CONVENTIONS:
+        raise ValueError(f"compute must be one of {COMPUTE_CONVENTIONS}, got {compute!r}")
+    if n_convention not in N_CONVENTIONS:
+        raise ValueError(f"n_convention must be one of {N_CONVENTIONS}, got {n_convention!r}")
+    return "exact" if compute == "exact" else f"6N_{n_convention}"
+
+
+def compute_per_token(cfg: ModelConfig, compute: str, n_convention: str) -> float:
+    """Training FLOPs per token under a sweep's compute convention: what one token costs against its budget."""
+    return training_flops_per_token(cfg, flop_convention(compute, n_convention))
+
+
+def compute_columns(cfg: ModelConfig, tokens: int) -> dict[str, float]:
+    """C of `tokens` training tokens under every FLOP convention, as the results table names them
+    (C_exact, C_6N_total, C_6N_with_head, C_6N_non_embedding), so any convention can be refitted later."""
+    return {f"C_{c}": tokens * training_flops_per_token(cfg, c) for c in FLOP_CONVENTIONS}
 
 
 @dataclass(frozen=True)

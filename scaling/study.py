@@ -162,21 +162,22 @@ def _check_predictor(predictor: str) -> None:
 def validation_spec(config: SweepConfig, template: ExperimentSpec, fit: StudyFit, budget: float,
                     predictor: str = "auto") -> ValidationDesign:
     """The run that tests the fit: the headline predictor's compute-optimal N at `budget` (`fit.predict_at`),
-    built with the sweep's own shape rule, D from `sweeps.plan.tokens_for`, the predicted lr where fitted."""
+    built by the sweep's shape family, D from `sweeps.plan.tokens_for` under the sweep's compute convention,
+    the predicted lr where fitted."""
     _check_predictor(predictor)
-    from lm.accounting import param_counts  # noqa: PLC0415
-    from lm.shapes import shape_for_params  # noqa: PLC0415
+    from lm.accounting import compute_per_token, param_counts  # noqa: PLC0415
     from sweeps.plan import tokens_for  # noqa: PLC0415
 
     prediction = fit.predict_at(budget, predictor=predictor)
-    shape = shape_for_params(prediction.best.n_opt.value, vocab_size=template.vocab_size,
-                             context_length=template.context_length, convention=template.n_convention,
-                             tie_embeddings=template.tie_embeddings, aspect=config.training.aspect)
+    shape = config.family.shape_for(prediction.best.n_opt.value, vocab_size=template.vocab_size,
+                                    context_length=template.context_length, convention=template.n_convention,
+                                    tie_embeddings=template.tie_embeddings)
     n_actual = param_counts(shape).n(template.n_convention)
     batch = round(prediction.batch_size.value) if prediction.batch_size.known else _middle(
         config.training.batch_sizes(N=n_actual, C=budget))
     lr = prediction.lr.value if prediction.lr.known else _middle(config.training.lrs(N=n_actual, C=budget))
-    tokens = tokens_for(budget, n_actual, batch * template.context_length, min_steps=config.planning.min_steps)
+    tokens = tokens_for(budget, n_actual, batch * template.context_length, min_steps=config.planning.min_steps,
+                        flops_per_token=compute_per_token(shape, config.compute, template.n_convention))
     spec = dataclasses.replace(
         template, n_params=None, n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
         tokens=tokens, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget))

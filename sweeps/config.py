@@ -4,11 +4,12 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
 
     name: demo                      # required; [A-Za-z0-9][A-Za-z0-9._-]*, the store's sweep name
     kind: isoflop                   # required; isoflop | grid
-    n_convention: with_head         # N that sizes models and gives C = 6·N·D (lm.accounting.N_CONVENTIONS)
+    n_convention: with_head         # N that sizes models and that the laws are fitted in (lm.accounting.N_CONVENTIONS)
+    compute: exact                  # what budgets count: exact (lm.accounting's FLOPs) or 6N (6·N·D, N as above)
+    family:    {head_size: 16, aspect: 32 | depth, min_layers: 2}   # the one shape family (lm/family.py)
     corpus:    {source, vocab_size (required); max_bytes, text_field, val_fraction, seed}
     training:  {context_length, batch_size, lr (required); schedule, warmup_fraction, min_lr_ratio,
-                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings,
-                aspect: 64 (target d_model / n_layers of the shapes sizes resolve to; smaller is deeper)}
+                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null}
@@ -21,7 +22,7 @@ Value forms:
                  reproduces the shared points, and hence the run ids, exactly)
     axes         training.lr and training.batch_size: a value, a list (one run per value in every cell),
                  or a rule {rule: power, k, p, of: N | C, multipliers: [1]}: value = k·x^p·multiplier,
-                 x the run's N or its cell's C (the budget; 6·N·D for grid runs). Rule learning rates
+                 x the run's N or its cell's C (the budget; for grid runs the run's compute under `compute`). Rule learning rates
                  are rounded to 6 significant digits, batch sizes to the nearest integer >= 1.
     isoflop.center  {tokens_per_param: r}: N_opt = sqrt(C / (6r)), r = 20 by default (Hoffmann et al.
                  2022, Approach 3's ~20 tokens per parameter); or {k, p}: N_opt = k·C^p (e.g. a fitted
@@ -56,9 +57,9 @@ import numpy as np
 import yaml
 
 from experiments.store import check_name
-from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS
+from lm.accounting import COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVENTION, N_CONVENTIONS
 from lm.data import CorpusConfig
-from lm.shapes import ASPECT, ASPECT_RANGE
+from lm.family import FamilyError, ShapeFamily
 from lm.device import PRECISIONS
 from lm.optim import SCHEDULES
 from lm.tokenizer import MIN_VOCAB_SIZE
@@ -158,7 +159,6 @@ class TrainingSection:
     precision: str = "auto"
     eval_tokens: int = 32_768
     tie_embeddings: bool = False
-    aspect: float = ASPECT  # target d_model / n_layers for shapes built from a size (lm.shapes)
 
     def __post_init__(self):
         _require(self.context_length >= 1, "context_length", f"must be >= 1, got {self.context_length!r}")
@@ -175,8 +175,6 @@ class TrainingSection:
                  f"must be in (0, 1], got {self.cooldown_fraction!r}")
         _require(self.schedule != "wsd" or self.warmup_fraction + self.cooldown_fraction <= 1, "cooldown_fraction",
                  "warmup_fraction + cooldown_fraction must not exceed 1 for the wsd schedule")
-        _require(ASPECT_RANGE[0] <= self.aspect <= ASPECT_RANGE[1], "aspect",
-                 f"must be from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]} (d_model per layer), got {self.aspect!r}")
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed!r}")
@@ -319,6 +317,8 @@ class SweepConfig:
     corpus: CorpusSection
     training: TrainingSection
     n_convention: str = DEFAULT_N_CONVENTION
+    compute: str = DEFAULT_COMPUTE  # what budgets count: exact FLOPs or 6·N·D (lm.accounting.COMPUTE_CONVENTIONS)
+    family: ShapeFamily = field(default_factory=ShapeFamily)
     isoflop: IsoFLOPSection | None = None
     grid: GridSection | None = None
     resources: ResourcesSection = field(default_factory=ResourcesSection)
@@ -333,6 +333,8 @@ class SweepConfig:
         _require(self.kind in KINDS, "kind", f"must be one of {KINDS}, got {self.kind!r}")
         _require(self.n_convention in N_CONVENTIONS, "n_convention",
                  f"must be one of {N_CONVENTIONS}, got {self.n_convention!r}")
+        _require(self.compute in COMPUTE_CONVENTIONS, "compute",
+                 f"must be one of {COMPUTE_CONVENTIONS}, got {self.compute!r}")
         for kind in KINDS:
             present = getattr(self, kind) is not None
             _require(present == (self.kind == kind), kind,
@@ -467,6 +469,18 @@ def _shapes(v, key: str) -> tuple[Shape, ...]:
     return tuple(_section(Shape)(item, f"{key}[{i}]") for i, item in enumerate(v))
 
 
+def _family(v, key: str) -> ShapeFamily:
+    """The `family:` mapping into lm.family.ShapeFamily, its errors keyed `family.<field>`."""
+    m = _Mapping(v, key)
+    kw = {name: m.get(name, convert, None) for name, convert in
+          (("head_size", _integer), ("aspect", _number), ("depth", _integer), ("min_layers", _integer))}
+    m.finish()
+    try:
+        return ShapeFamily(**{name: value for name, value in kw.items() if value is not None})
+    except FamilyError as e:
+        raise SweepConfigError(f"{key}.{e.field}", e.reason) from None
+
+
 def _section(cls):
     """A reader of one mapping into `cls`: every dataclass field is a key (required unless it has a
     default; null allowed where the default is None), converted by _READERS[cls]; other keys are errors."""
@@ -494,7 +508,7 @@ _READERS = {
     TrainingSection: dict(context_length=_integer, batch_size=_axis(_integer), lr=_axis(_number), schedule=_string,
                           warmup_fraction=_number, min_lr_ratio=_number, cooldown_fraction=_number,
                           weight_decay=_number, grad_clip=_number, seed=_integer, precision=_string,
-                          eval_tokens=_integer, tie_embeddings=_boolean, aspect=_number),
+                          eval_tokens=_integer, tie_embeddings=_boolean),
     Center: dict(tokens_per_param=_number, k=_number, p=_number),
     IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),
     Shape: dict(n_layers=_integer, d_model=_integer, n_heads=_integer),
@@ -502,7 +516,8 @@ _READERS = {
     ResourcesSection: dict(cpus_per_run=_integer, gpus_per_run=_gpus, max_concurrent=_integer),
     PlanningSection: dict(device=_string, flops_per_second=_number, step_overhead_seconds=_number,
                           overhead_seconds=_number, min_steps=_integer),
-    SweepConfig: dict(name=_string, kind=_string, n_convention=_string, corpus=_section(CorpusSection),
+    SweepConfig: dict(name=_string, kind=_string, n_convention=_string, compute=_string, family=_family,
+                      corpus=_section(CorpusSection),
                       training=_section(TrainingSection), isoflop=_section(IsoFLOPSection), grid=_section(GridSection),
                       resources=_section(ResourcesSection), planning=_section(PlanningSection)),
 }

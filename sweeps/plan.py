@@ -2,11 +2,12 @@
 memory and time estimates. Pure: no training, no files, no Ray.
 
 IsoFLOP cells (Hoffmann et al. 2022, Approach 2): for each budget C, `sizes_per_budget` size targets
-log-spaced around N_opt (sweeps/config.py: Center), each resolved to a real shape by lm.shapes; then
-D = C / (6·N) with N the real shape's count under the sweep's convention, rounded to whole steps of
-batch_size·context_length. Choosing D after the shape and after rounding keeps every run's 6·N·D
-within 1% of its budget (asserted); a cell with fewer than `planning.min_steps` steps is an error,
-never silently dropped. Grid runs: N targets or explicit shapes × D (or tokens_per_param·N), rounded to
+log-spaced around N_opt (sweeps/config.py: Center), each resolved to a real shape by the sweep's shape
+family (lm/family.py); then D = C / f with f the real shape's training FLOPs per token under the sweep's
+`compute` convention (exact: lm.accounting's count, attention and head included; 6N: 6·N under the
+sweep's n_convention), rounded to whole steps of batch_size·context_length. Choosing D after the shape
+and after rounding keeps every run's compute f·D within 1% of its budget (asserted); a cell with fewer
+than `planning.min_steps` steps is an error, never silently dropped. Grid runs: N targets or explicit shapes × D (or tokens_per_param·N), rounded to
 whole steps the same way. Learning-rate and batch-size axes multiply every cell.
 
 Specs carry explicit shapes (n_layers, d_model, n_heads), so a run's id does not depend on how the shape
@@ -31,15 +32,15 @@ import json
 from dataclasses import dataclass
 
 from experiments.spec import ExperimentSpec
-from lm.accounting import forward_flops_per_token, param_counts, training_flops_per_token, training_memory
+from lm.accounting import (compute_per_token, forward_flops_per_token, param_counts, training_flops_per_token,
+                           training_memory)
 from lm.model import ModelConfig
-from lm.shapes import shape_for_params
 from sweeps.config import Shape, SweepConfig, SweepConfigError
 
 DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
 DEFAULT_STEP_OVERHEAD_SECONDS = {"cpu": 0.010, "gpu": 0.005}
-MAX_BUDGET_ERROR = 0.01  # |6·N·D - C| / C for every IsoFLOP run
-MAX_SIZE_ERROR = 1.1  # a size target must resolve to a shape within this factor (else below the ladder)
+MAX_BUDGET_ERROR = 0.01  # |f·D - C| / C for every IsoFLOP run, f the FLOPs per token under the sweep's convention
+MAX_SIZE_ERROR = 1.1  # a size target this far beyond the family's smallest or largest model is out of its reach
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class PlannedRun:
     spec: ExperimentSpec
     N: int  # parameters of the real shape under the sweep's n_convention
     D: int  # training tokens: whole steps of batch_size·context_length
-    C: float  # 6·N·D
+    C: float  # compute under the sweep's convention (exact FLOPs, or 6·N·D): what `budget` counts
     flops: float  # exact training FLOPs (lm.accounting "exact": matmuls incl. attention)
     memory_bytes: int  # lm.accounting.training_memory total at the run's batch size and precision
     est_seconds: float  # see the module docstring
@@ -66,8 +67,9 @@ class PlannedRun:
     def to_row(self) -> dict:
         s = self.spec
         return {
-            "run_id": self.run_id, "budget": s.budget, "N": self.N, "D": self.D, "C": self.C, "flops": self.flops,
-            "tokens_per_param": self.D / self.N, "n_layers": s.n_layers, "d_model": s.d_model, "n_heads": s.n_heads,
+            "run_id": self.run_id, "budget": s.budget, "compute": s.compute, "N": self.N, "D": self.D, "C": self.C,
+            "flops_exact": self.flops, "tokens_per_param": self.D / self.N, "n_layers": s.n_layers,
+            "d_model": s.d_model, "n_heads": s.n_heads, "head_size": s.d_model // s.n_heads,
             "batch_size": s.batch_size, "lr": s.lr, "steps": self.steps, "memory_bytes": self.memory_bytes,
             "est_seconds": self.est_seconds, "n_target": self.n_target,
         }
@@ -117,6 +119,7 @@ class SweepPlan:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "kind": self.config.kind, "n_convention": self.config.n_convention,
+            "compute": self.config.compute, "family": self.config.family.describe(),
             "source": self.config.source, "device_kind": self.device_kind, "flops_per_second": self.flops_per_second,
             "step_overhead_seconds": self.step_overhead_seconds,
             "totals": {"runs": len(self.runs), "C": self.total_C, "flops": self.total_flops,
@@ -160,7 +163,7 @@ def _common(config: SweepConfig) -> dict:
     """ExperimentSpec fields shared by every run of the sweep."""
     t, c = config.training, config.corpus
     return dict(
-        n_convention=config.n_convention, tie_embeddings=t.tie_embeddings, context_length=t.context_length,
+        n_convention=config.n_convention, compute=config.compute, tie_embeddings=t.tie_embeddings, context_length=t.context_length,
         schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
         cooldown_fraction=t.cooldown_fraction, weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
         precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
@@ -170,16 +173,21 @@ def _common(config: SweepConfig) -> dict:
 
 
 def _shape_for(config: SweepConfig, n_target: float, key: str) -> ModelConfig:
-    t = config.training
-    model = shape_for_params(n_target, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
-                             convention=config.n_convention, tie_embeddings=t.tie_embeddings, aspect=t.aspect)
+    """The sweep's family member for a size target. Widths are whole heads, so between its smallest and
+    largest models a family rounds a target to its nearest member (reported in the plan beside the target);
+    beyond them by more than MAX_SIZE_ERROR it cannot reach it: an error naming `key` and the family."""
+    t, family = config.training, config.family
+    shape = dict(vocab_size=config.corpus.vocab_size, context_length=t.context_length,
+                 convention=config.n_convention, tie_embeddings=t.tie_embeddings)
+    model = family.shape_for(n_target, **shape)
     n = param_counts(model).n(config.n_convention)
-    if not 1 / MAX_SIZE_ERROR <= n / n_target <= MAX_SIZE_ERROR:
-        smallest = shape_for_params(1.0, vocab_size=config.corpus.vocab_size, context_length=t.context_length,
-                                    convention=config.n_convention, tie_embeddings=t.tie_embeddings, aspect=t.aspect)
-        raise SweepConfigError(key, f"model size N={n_target:.4g} has no shape: the nearest has N={n:,} "
-                               f"(the smallest model with vocab_size {config.corpus.vocab_size} has "
-                               f"N={param_counts(smallest).n(config.n_convention):,} under {config.n_convention})")
+    smallest, largest = family.reach(vocab_size=shape["vocab_size"], convention=config.n_convention,
+                                     tie_embeddings=t.tie_embeddings)
+    if not smallest / MAX_SIZE_ERROR <= n_target <= largest * MAX_SIZE_ERROR:
+        raise SweepConfigError(key, f"model size N={n_target:.4g} is out of reach of the shape family "
+                               f"({family.describe()}): the nearest member has N={n:,} (the smallest, with vocab_size "
+                               f"{config.corpus.vocab_size}, has N={smallest:,} under {config.n_convention}); "
+                               f"see family.head_size, family.min_layers")
     return model
 
 
@@ -201,12 +209,15 @@ def whole_steps(tokens: float, tokens_per_step: int, *, min_steps: int = 1) -> i
     return steps * tokens_per_step
 
 
-def tokens_for(compute: float, n: int, tokens_per_step: int, *, min_steps: int = 1) -> int:
-    """D for a model of N parameters at compute C: C / (6·N) (Kaplan et al. 2020) in whole steps, chosen after
-    the shape so that 6·N·D lands within MAX_BUDGET_ERROR of C; ValueError when whole steps cannot."""
-    tokens = whole_steps(compute / (6 * n), tokens_per_step, min_steps=min_steps)
-    if abs(6 * n * tokens - compute) > MAX_BUDGET_ERROR * compute:  # only possible with few steps
-        raise ValueError(f"whole steps give 6·N·D = {6 * n * tokens:.4g}, more than {MAX_BUDGET_ERROR:.0%} from "
+def tokens_for(compute: float, n: int, tokens_per_step: int, *, min_steps: int = 1,
+               flops_per_token: float | None = None) -> int:
+    """D for a model at compute C: C / f in whole steps, f its training FLOPs per token under the budget's
+    convention (`flops_per_token`, lm.accounting.compute_per_token; default 6·N, Kaplan et al. 2020), chosen
+    after the shape so that f·D lands within MAX_BUDGET_ERROR of C; ValueError when whole steps cannot."""
+    f = 6 * n if flops_per_token is None else flops_per_token
+    tokens = whole_steps(compute / f, tokens_per_step, min_steps=min_steps)
+    if abs(f * tokens - compute) > MAX_BUDGET_ERROR * compute:  # only possible with few steps
+        raise ValueError(f"whole steps give compute {f * tokens:.4g}, more than {MAX_BUDGET_ERROR:.0%} from "
                          f"the budget {compute:.4g}; raise planning.min_steps")
     return tokens
 
@@ -227,14 +238,15 @@ def _isoflop_cells(config: SweepConfig):
             try:
                 model = _shape_for(config, n_target, key)
             except SweepConfigError as e:
-                raise SweepConfigError(key, f"budget C={C:.4g} is too small for span {iso.span:g} around "
+                raise SweepConfigError(key, f"budget C={C:.4g}, sizes from span {iso.span:g} around "
                                        f"N_opt={iso.center.n_opt(C):.4g}: {e.reason}") from None
             models.setdefault((model.n_layers, model.d_model), (model, n_target))
         for model, n_target in models.values():
             N = param_counts(model).n(config.n_convention)
+            f = compute_per_token(model, config.compute, config.n_convention)
             for B in t.batch_sizes(N=N, C=C):
                 try:
-                    D = tokens_for(C, N, B * t.context_length, min_steps=config.planning.min_steps)
+                    D = tokens_for(C, N, B * t.context_length, min_steps=config.planning.min_steps, flops_per_token=f)
                 except ValueError as error:
                     raise SweepConfigError(key, f"budget C={C:.4g}, N={N:,}, batch_size {B}: {error}") from None
                 for lr in t.lrs(N=N, C=C):
@@ -252,12 +264,13 @@ def _grid_cells(config: SweepConfig):
     d_name, d_values = ("D", grid.D) if grid.D is not None else ("tokens_per_param", grid.tokens_per_param)
     for model, n_target in models:
         N = param_counts(model).n(config.n_convention)
+        f = compute_per_token(model, config.compute, config.n_convention)  # C of a token, for rules of C
         for j, value in enumerate(d_values):
             key = f"grid.{d_name}[{j}]" if len(d_values) > 1 else f"grid.{d_name}"
             target = value if d_name == "D" else value * N
-            for B in t.batch_sizes(N=N, C=6 * N * target):
+            for B in t.batch_sizes(N=N, C=f * target):
                 D = _whole_steps(target, B * t.context_length, config, key, f"N={N:,}, batch_size {B}")
-                for lr in t.lrs(N=N, C=6 * N * D):
+                for lr in t.lrs(N=N, C=f * D):
                     yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
                                          tokens=D, batch_size=B, lr=lr, **common), n_target
 
@@ -275,7 +288,8 @@ def _planned(spec: ExperimentSpec, n_target, config: SweepConfig, device_kind: s
     eval_tokens = spec.eval_tokens // spec.context_length * spec.context_length
     eval_flops = evals * eval_tokens * forward_flops_per_token(model)
     return PlannedRun(
-        spec=spec, N=N, D=spec.tokens, C=6.0 * N * spec.tokens, flops=flops,
+        spec=spec, N=N, D=spec.tokens, C=spec.tokens * compute_per_token(model, spec.compute, spec.n_convention),
+        flops=flops,
         memory_bytes=training_memory(model, batch_size=spec.batch_size, precision=precision).total,
         est_seconds=spec.steps * step_seconds + (flops + eval_flops) / fps + config.planning.overhead_seconds,
         n_target=n_target,

@@ -9,6 +9,8 @@ from sweeps.plan import plan
 SWEEP = """
 name: {name}
 kind: isoflop
+compute: 6N                 # these machinery tests keep the budgets (and run times) they were written with
+family: {{depth: 2, head_size: 4}}
 corpus: {{source: stdlib, vocab_size: 257, max_bytes: 300000}}
 training: {{context_length: 64, batch_size: 16, lr: 1.0e-2, precision: fp32, eval_tokens: 4096}}
 isoflop: {{budgets: {budgets}, sizes_per_budget: {sizes}, span: 1.5, center: {{tokens_per_param: 6}}}}

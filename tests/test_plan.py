@@ -7,19 +7,20 @@ import math
 
 import pytest
 
-from lm.accounting import param_counts, training_flops_per_token, training_memory
+from lm.accounting import compute_per_token, param_counts, training_flops_per_token, training_memory
 from sweeps.config import SweepConfigError, parse_sweep
 from sweeps.plan import DEFAULT_FLOPS_PER_SECOND, plan
 
+FINE = {"depth": 2, "head_size": 4}  # a family with fine enough widths for these 10^4-10^5-parameter sweeps
 ISOFLOP = {
-    "name": "unit", "kind": "isoflop",
+    "name": "unit", "kind": "isoflop", "family": FINE,
     "corpus": {"source": "stdlib", "vocab_size": 257, "max_bytes": 1_000_000},
     "training": {"context_length": 64, "batch_size": 16, "lr": 1e-2, "eval_tokens": 4096, "precision": "fp32"},
     "isoflop": {"budgets": [1e11, 3e11], "sizes_per_budget": 5, "span": 3},
     "resources": {"gpus_per_run": 0},
 }
 GRID = {
-    "name": "unit-grid", "kind": "grid",
+    "name": "unit-grid", "kind": "grid", "family": FINE,
     "corpus": {"source": "stdlib", "vocab_size": 257},
     "training": {"context_length": 64, "batch_size": 16, "lr": [3e-3, 1e-2], "eval_tokens": 4096},
     "grid": {"N": [1e4, 3e4], "tokens_per_param": [20, 80]},
@@ -46,8 +47,21 @@ def test_every_isoflop_run_is_within_one_percent_of_its_budget_in_whole_steps():
         spec = run.spec
         assert run.N == param_counts(spec.model_config()).with_head == spec.n  # the real shape's N
         assert run.D == spec.tokens and run.D % (16 * 64) == 0 and run.steps >= 100
-        assert abs(6 * run.N * run.D - spec.budget) <= 0.01 * spec.budget
-        assert run.C == 6 * run.N * run.D
+        assert spec.compute == "exact"  # the default: budgets count exact FLOPs, attention and head included
+        assert abs(run.flops - spec.budget) <= 0.01 * spec.budget
+        assert run.C == run.flops == run.D * training_flops_per_token(spec.model_config(), "exact")
+
+
+def test_a_6n_sweep_plans_6nd_budgets_and_its_runs_are_others():
+    """compute: 6N sizes D by 6·N under the sweep's n_convention: D is larger than under exact (the head and
+    attention make exact compute larger), so the runs and their ids differ."""
+    exact, six = plan(config()), plan(config(compute="6N"))
+    for run in six.runs:
+        assert run.spec.compute == "6N" and abs(6 * run.N * run.D - run.spec.budget) <= 0.01 * run.spec.budget
+        assert run.C == 6 * run.N * run.D < run.flops
+    assert [r.N for r in exact.runs] == [r.N for r in six.runs]  # the same shapes
+    assert all(a.D < b.D for a, b in zip(exact.runs, six.runs))
+    assert set(exact.run_ids).isdisjoint(six.run_ids)
 
 
 def test_isoflop_sizes_are_log_spaced_around_the_chinchilla_optimum():
@@ -67,7 +81,9 @@ def test_the_sizing_convention_changes_n_and_hence_d():
     other = plan(config(n_convention="non_embedding"))
     assert all(r.spec.n_convention == "non_embedding" for r in other.runs)
     assert all(r.N == param_counts(r.spec.model_config()).non_embedding for r in other.runs)
-    assert all(abs(6 * r.N * r.D - r.spec.budget) <= 0.01 * r.spec.budget for r in other.runs)
+    assert all(abs(r.flops - r.spec.budget) <= 0.01 * r.spec.budget for r in other.runs)
+    six = plan(config(n_convention="non_embedding", compute="6N"))  # 6N counts the sweep's N
+    assert all(abs(6 * r.N * r.D - r.spec.budget) <= 0.01 * r.spec.budget for r in six.runs)
     assert {r.run_id for r in with_head.runs}.isdisjoint(r.run_id for r in other.runs)
 
 
@@ -100,7 +116,7 @@ def test_lr_and_batch_axes_multiply_every_cell_and_each_batch_rounds_its_own_d()
     assert len(result.runs) == 2 * 5 * 2 * 2
     for run in result.runs:
         assert run.D % (run.spec.batch_size * 64) == 0
-        assert abs(6 * run.N * run.D - run.spec.budget) <= 0.01 * run.spec.budget
+        assert abs(run.flops - run.spec.budget) <= 0.01 * run.spec.budget
     cells = {(r.spec.budget, r.N) for r in result.runs}
     assert all({(r.spec.lr, r.spec.batch_size) for r in result.runs if (r.spec.budget, r.N) == cell}
                == {(3e-3, 8), (3e-3, 16), (1e-2, 8), (1e-2, 16)} for cell in cells)
@@ -114,16 +130,14 @@ def test_an_lr_rule_in_n_gives_each_size_its_own_rounded_rate():
 
 
 def test_a_smaller_aspect_builds_deeper_shapes_of_the_same_sizes():
-    """training.aspect (d_model per layer) reaches the shape ladder: at 3.6e5 parameters the default 64 gives
-    2 layers x 116 and an aspect of 24 gives 3 x 96, two of the shapes of the cpu-large diagnostics at 1.6e13."""
-    deep = config(**{"training.aspect": 24, "isoflop.budgets": [8e12], "isoflop.sizes_per_budget": 1,
-                     "isoflop.center": {"k": 6.5e-3, "p": 0.6}})
-    default = config(**{"isoflop.budgets": [8e12], "isoflop.sizes_per_budget": 1,
-                        "isoflop.center": {"k": 6.5e-3, "p": 0.6}})
-    (a,), (b,) = plan(deep).runs, plan(default).runs
-    assert (b.spec.n_layers, b.spec.d_model) == (2, 116) and (a.spec.n_layers, a.spec.d_model) == (3, 96)
-    assert a.spec.d_model / a.spec.n_layers < b.spec.d_model / b.spec.n_layers
-    assert a.N == pytest.approx(b.N, rel=0.1)
+    """family.aspect (d_model per layer) sets the depth: at 3.6e5 parameters (vocab 257, with the head) an aspect
+    of 64 gives 2 layers and 24 gives 4, both of 8-dim heads."""
+    at = {"isoflop.budgets": [8e12], "isoflop.sizes_per_budget": 1, "isoflop.center": {"k": 6.5e-3, "p": 0.6}}
+    (a,) = plan(config(family={"aspect": 24, "head_size": 8}, **at)).runs
+    (b,) = plan(config(family={"aspect": 64, "head_size": 8}, **at)).runs
+    assert (b.spec.n_layers, b.spec.d_model) == (2, 120) and (a.spec.n_layers, a.spec.d_model) == (4, 80)
+    assert a.spec.d_model // a.spec.n_heads == b.spec.d_model // b.spec.n_heads == 8
+    assert a.N == pytest.approx(b.N, rel=0.15)  # whole 8-dim heads: each the family member nearest 3.6e5
 
 
 def test_grid_runs_have_no_budget_and_d_follows_tokens_per_param():
@@ -164,7 +178,8 @@ def test_plan_rows_and_json_describe_every_run():
     result = plan(config())
     rows = result.to_rows()
     assert [r["run_id"] for r in rows] == result.run_ids
-    assert {"run_id", "budget", "N", "D", "C", "flops", "lr", "batch_size", "memory_bytes", "est_seconds"} <= set(rows[0])
+    assert {"run_id", "budget", "compute", "N", "D", "C", "flops_exact", "n_layers", "d_model", "n_heads", "lr",
+            "batch_size", "memory_bytes", "est_seconds"} <= set(rows[0])
     data = json.loads(result.to_json())
     assert data["totals"]["runs"] == 10 and data["totals"]["flops"] == pytest.approx(result.total_flops)
     assert data["name"] == "unit" and data["kind"] == "isoflop"

@@ -23,7 +23,8 @@ def make(**overrides) -> ExperimentSpec:
 # The id of make() as first computed. If this changes, every stored run would be retrained: change it
 # only on purpose (a new spec field or hashing scheme), never to make the test pass.
 # e41818df9fd78f49 -> b3e689256e528f4a: the `sampler` field (windows without replacement per pass).
-EXPECTED_ID = "b3e689256e528f4a"
+# b3e689256e528f4a -> 80dc9c3af836ca23: the `compute` field (what the budget counts: exact FLOPs or 6·N·D).
+EXPECTED_ID = "80dc9c3af836ca23"
 
 
 def test_run_id_is_a_fixed_16_hex_digest():
@@ -45,7 +46,7 @@ OTHER_VALUES = {
     "warmup_fraction": 0.1, "min_lr_ratio": 0.0, "cooldown_fraction": 0.3, "weight_decay": 0.0, "grad_clip": 0.5,
     "seed": 1, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl",
     "vocab_size": 1024, "corpus_max_bytes": None, "corpus_text_field": "body", "corpus_val_fraction": 0.1, "corpus_seed": 2,
-    "budget": 1e12,
+    "budget": 1e12, "compute": "6N",
 }
 
 
@@ -90,7 +91,7 @@ def test_from_dict_rejects_unknown_and_missing_keys_by_name():
     ({"weight_decay": -0.1}, "weight_decay"), ({"vocab_size": 100}, "vocab_size"),
     ({"warmup_fraction": 1.5}, "warmup_fraction"), ({"tie_embeddings": 1}, "tie_embeddings"),
     ({"corpus_source": ""}, "corpus_source"), ({"eval_tokens": 0}, "eval_tokens"),
-    ({"sampler": "shuffle"}, "sampler"),
+    ({"sampler": "shuffle"}, "sampler"), ({"compute": "6ND"}, "compute"),
 ])
 def test_invalid_spec_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):

@@ -10,6 +10,7 @@ import pytest
 from analysis.simulate import simulate_runs
 from analysis.study_fit import fit_all
 from experiments import store as st
+from lm.accounting import training_flops_per_token
 from scaling.cli import main
 from scaling.study import depth_note, validation_spec
 from sweeps.config import load_sweep
@@ -87,7 +88,8 @@ def test_validation_run_follows_the_chosen_predictor():
     assert validation_spec(config, template, fit, budget).headline == fit.headline
     spec = by_frontier.spec
     assert spec.budget == budget and spec.tokens % (spec.batch_size * spec.context_length) == 0
-    assert abs(6 * spec.n * spec.tokens / budget - 1) <= 0.01
+    assert abs(spec.tokens * training_flops_per_token(spec.model_config(), "exact") / budget - 1) <= 0.01  # tiny: exact
+    assert spec.compute == "exact" and spec.n_layers == 2 and spec.d_model // spec.n_heads == 4  # tiny's family
     assert depth_note(2, [(10, 4), (80, 2), (100, 2)]) is None and depth_note(3, [(60, 3), (100, 2)]) is None
     assert "3 layers, the sweep's largest models 2" in depth_note(3, [(10, 3), (100, 2)])
     with pytest.raises(ValueError, match="predictor must be"):
