@@ -78,7 +78,10 @@ def clean_curves(curves: pd.DataFrame) -> pd.DataFrame:
     if not good.all():
         warnings.warn(f"curves: {int((~good).sum())} row(s) with NaN or non-positive N, tokens or loss excluded",
                       stacklevel=3)
-    kept = curves[good].assign(C=6 * values["N"][good] * values["tokens"][good])
+    # C along a curve: the run's own compute per token (its row's C / D, analysis/compute.py) where known, else 6·N
+    per_token = (pd.to_numeric(curves["C_per_token"], errors="coerce").astype(float).fillna(6 * values["N"])
+                 if "C_per_token" in curves.columns else 6 * values["N"])
+    kept = curves[good].assign(C=per_token[good] * values["tokens"][good])
     sizes = kept.groupby("run_id")["C"].nunique()
     short = sizes.index[sizes < 2]
     if len(short):

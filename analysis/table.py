@@ -282,7 +282,10 @@ def _read_curve_csv(path: Path) -> pd.DataFrame:
 
 
 def _attach(curve: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
-    return curve.assign(run_id=str(row["run_id"]), N=row["N"], D=row["D"])
+    """The run's identity, N, D and its compute per token (C / D: what its budget counts, analysis/compute.py)."""
+    known = "C" in row and pd.notna(row["C"]) and pd.notna(row["D"]) and float(row["D"]) > 0
+    per_token = float(row["C"]) / float(row["D"]) if known else math.nan
+    return curve.assign(run_id=str(row["run_id"]), N=row["N"], D=row["D"], C_per_token=per_token)
 
 
 def _finish_curves(parts: list[pd.DataFrame], where: str) -> pd.DataFrame:

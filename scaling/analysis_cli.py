@@ -57,6 +57,36 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss-col", default="loss", help="column holding the final loss (default loss)")
 
 
+def _add_convention_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compute convention (refit N, C and the IsoFLOP budgets under one; analysis/compute.py)")
+    g.add_argument("--compute", dest="compute_convention", choices=("exact", "6N"),
+                   help="what C counts: exact FLOPs (the runs' C_exact) or 6·N·D (default: as the runs were planned)")
+    g.add_argument("--n-convention", choices=("non_embedding", "total", "with_head"),
+                   help="the N to fit, from the runs' parameter groups (default: the runs' own)")
+
+
+def _reconvene(runs, args, messages: list[str]):
+    """The table under the convention the flags ask for; --n-col alone refits 6·N·D with that column's N."""
+    from analysis.compute import own_conventions, under_convention
+
+    compute, n_convention = getattr(args, "compute_convention", None), getattr(args, "n_convention", None)
+    mapped = args.n_col != "N"
+    if compute is None and n_convention is None and not mapped:
+        return runs
+    if mapped and n_convention is not None:
+        raise ValueError("--n-col and --n-convention both choose N: give one")
+    if compute is None:  # keep the kind the runs were planned in (6N when the N column was remapped)
+        kinds = {c.split("_")[0] for c in own_conventions(runs)}
+        compute = "exact" if kinds == {"exact"} and not mapped else "6N"
+    if n_convention is None and not mapped:
+        conventions = runs["n_convention"].dropna().unique() if "n_convention" in runs.columns else []
+        n_convention = str(conventions[0]) if len(conventions) == 1 else None
+    table = under_convention(runs, compute=compute, n_convention=n_convention, n_label=args.n_col)
+    if table.message:
+        messages.append(table.message)
+    return table.runs
+
+
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approach", choices=("1", "2", "3", "all"), default="all",
                    help="1 envelope of curves, 2 IsoFLOP profiles, 3 parametric L(N, D), or all (default)")
@@ -142,6 +172,11 @@ def _run_fit(args, *, holdout_text: str | None) -> SourceFit:
                 if args.approach == "1":
                     raise
                 messages.append(f"Approach 1 skipped: {error}")
+    runs = _reconvene(runs, args, messages)
+    if curves is not None and "run_id" in runs.columns:  # the curves under the table's (new) N and compute
+        by_run = runs.set_index("run_id")
+        curves = curves.assign(N=curves["run_id"].map(by_run["N"]).fillna(curves["N"]),
+                               C_per_token=curves["run_id"].map(by_run["C"] / by_run["D"]))
     messages = list(dict.fromkeys(messages + [str(w.message) for w in caught]))
     for message in messages:
         print(f"scaling {args.command}: warning: {message}", file=sys.stderr)
@@ -411,6 +446,7 @@ def register(subparsers) -> None:
                               description="Fit Approaches 1-3, Kaplan-style laws, hyperparameter laws, "
                                           "a consistency check and a backtest to a results table.")
     _add_source_args(p)
+    _add_convention_args(p)
     _add_fit_args(p)
     p.add_argument("--holdout", metavar="BUDGETS_OR_RUN_IDS",
                    help="comma-separated budgets (FLOPs) and/or run ids to backtest on; 'none' skips the backtest "
@@ -453,6 +489,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("plot", help="draw every figure of a fit into a folder",
                               description="Fit SOURCE and write each figure as PNG and SVG into --out.")
     _add_source_args(p)
+    _add_convention_args(p)
     _add_fit_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the figures")
     p.set_defaults(func=cmd_plot)

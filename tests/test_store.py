@@ -82,8 +82,11 @@ def test_completed_row_reports_the_paper_symbols(runs):
     assert row["N"] == counts.with_head and row["n_convention"] == "with_head"
     assert (row["N_total"], row["N_embedding"], row["N_head"], row["N_blocks"], row["N_norms"]) == (
         counts.total, counts.embedding, counts.head, counts.blocks, counts.norms)
-    assert row["C"] == 6 * row["N"] * row["D"]
-    assert row["flops"] > row["C"]  # the exact count adds attention's QK^T and AV
+    assert row["compute"] == "exact" and row["C"] == row["C_exact"] == row["flops"]  # the spec's default convention
+    assert row["C_6N_with_head"] == 6 * row["N"] * row["D"]
+    assert row["C_6N_total"] == 6 * counts.total * row["D"] and row["C_6N_non_embedding"] == 6 * (
+        counts.blocks + counts.norms) * row["D"]
+    assert row["flops"] > row["C_6N_with_head"]  # the exact count adds attention's QK^T and AV
     assert 0 < row["loss"] < math.log(512) and row["train_loss"] > 0
     assert (row["attempts"], row["resumed_from_step"], row["budget"]) == (1, None, None)
 
