@@ -39,7 +39,8 @@ def _blocks(s: StudySummary) -> list[tuple]:
     blocks.append(("p", f"Sweep file {s.source}; store {s.store}. {s.runs.planned} runs planned, "
                         f"{s.runs.used_in_fit} used in the fit ({s.runs.trained_now} trained by this "
                         f"study, {s.runs.already_done} reused). N counts `{s.n_convention}` parameters; "
-                        f"C = 6·N·D FLOPs; loss is validation cross-entropy in nats per token. "
+                        f"C = {'exact training FLOPs (attention and head included)' if s.compute == 'exact' else '6·N·D FLOPs'}; "
+                        f"loss is validation cross-entropy in nats per token. "
                         f"Intervals are {fit.level:.0%} bootstrap intervals over runs "
                         f"({fit.n_bootstrap} resamples)."))
     return (blocks + _validation_blocks(s) + _fit_blocks(fit) + _prediction_blocks(s) + _backtest_blocks(fit)

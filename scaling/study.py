@@ -110,6 +110,7 @@ class StudySummary:
     source: str
     store: str
     n_convention: str
+    compute: str  # what C and the budgets count: "exact" FLOPs or "6N" (6·N·D), the sweep's `compute`
     validation_factor: float
     runs: RunCounts
     fit: StudyFit
@@ -238,6 +239,7 @@ def run_study(
 
     summary = StudySummary(
         sweep=config.name, source=config.source, store=str(store), n_convention=config.n_convention,
+        compute=config.compute,
         validation_factor=validation_factor,
         runs=RunCounts(planned=len(sweep_plan.runs), used_in_fit=fit.n_runs, trained_now=len(launched.rows),
                        already_done=launched.already_done),
