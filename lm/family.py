@@ -92,7 +92,8 @@ class ShapeFamily:
             return L + 1
         return L
 
-    def members(self, *, vocab_size: int, convention: str, tie_embeddings: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+    def members(self, *, vocab_size: int, convention: str,
+                tie_embeddings: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         """Step 2: the family's shapes sorted by their count under `convention`: (counts, [(n_layers, d_model)])."""
         if convention not in N_CONVENTIONS:
             raise ValueError(f"convention must be one of {N_CONVENTIONS}, got {convention!r}")

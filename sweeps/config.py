@@ -22,8 +22,8 @@ Value forms:
                  reproduces the shared points, and hence the run ids, exactly)
     axes         training.lr and training.batch_size: a value, a list (one run per value in every cell),
                  or a rule {rule: power, k, p, of: N | C, multipliers: [1]}: value = k·x^p·multiplier,
-                 x the run's N or its cell's C (the budget; for grid runs the run's compute under `compute`). Rule learning rates
-                 are rounded to 6 significant digits, batch sizes to the nearest integer >= 1.
+                 x the run's N or its cell's C (the budget; for grid runs the run's compute under `compute`).
+                 Rule learning rates are rounded to 6 significant digits, batch sizes to the nearest integer >= 1.
     isoflop.center  {tokens_per_param: r}: N_opt = sqrt(C / (6r)), r = 20 by default (Hoffmann et al.
                  2022, Approach 3's ~20 tokens per parameter); or {k, p}: N_opt = k·C^p (e.g. a fitted
                  law). Sizes: `sizes_per_budget` log-spaced targets from N_opt/span to N_opt·span.

@@ -7,8 +7,8 @@ family (lm/family.py); then D = C / f with f the real shape's training FLOPs per
 `compute` convention (exact: lm.accounting's count, attention and head included; 6N: 6·N under the
 sweep's n_convention), rounded to whole steps of batch_size·context_length. Choosing D after the shape
 and after rounding keeps every run's compute f·D within 1% of its budget (asserted); a cell with fewer
-than `planning.min_steps` steps is an error, never silently dropped. Grid runs: N targets or explicit shapes × D (or tokens_per_param·N), rounded to
-whole steps the same way. Learning-rate and batch-size axes multiply every cell.
+than `planning.min_steps` steps is an error, never silently dropped. Grid runs: N targets or explicit
+shapes × D (or tokens_per_param·N), rounded to whole steps the same way. Learning-rate and batch-size axes multiply every cell.
 
 Specs carry explicit shapes (n_layers, d_model, n_heads), so a run's id does not depend on how the shape
 ladder rounds a target, and budgets from log ranges are rounded to 12 significant digits: extending a
@@ -163,7 +163,8 @@ def _common(config: SweepConfig) -> dict:
     """ExperimentSpec fields shared by every run of the sweep."""
     t, c = config.training, config.corpus
     return dict(
-        n_convention=config.n_convention, compute=config.compute, tie_embeddings=t.tie_embeddings, context_length=t.context_length,
+        n_convention=config.n_convention, compute=config.compute, tie_embeddings=t.tie_embeddings,
+        context_length=t.context_length,
         schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
         cooldown_fraction=t.cooldown_fraction, weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
         precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
