@@ -31,6 +31,7 @@ from analysis.consistency import ConsistencyResult, ExponentEstimate, check_cons
 from analysis.envelope import EnvelopeFit, fit_envelope
 from analysis.frontier import FrontierFit, fit_frontier
 from analysis.hyperparams import HyperparamFit, best_per_cell, fit_hyperparam_law, varies
+from analysis.replicates import NoiseFloor, cell_labels, has_replicates, noise_floor
 from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
 from analysis.parametric import ParametricFit, fit_parametric
@@ -70,6 +71,7 @@ class StudyFit:
     level: float
     n_bootstrap: int
     seed: int
+    noise_floor: NoiseFloor | None = None  # the seed sd per budget where cells have replicates
 
     @property
     def has_parametric(self) -> bool:
@@ -284,6 +286,7 @@ def fit_all(
         backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
         skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
         notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
+        noise_floor=noise_floor(runs),
     )
 
 
@@ -336,8 +339,11 @@ def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, bo
     if 3 in approaches:
         fits.attempt("approach3", fit_parametric, runs)
         if "approach3" in fits.results:
-            fits.attempt("approach3_bootstrap", bootstrap_parametric, runs, n_resamples=boot["n_bootstrap"],
-                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"])
+            # replicates of a cell share its misfit of the law: resample whole cells (analysis/replicates.py)
+            cells = runs.assign(_cell=cell_labels(runs)) if has_replicates(runs) else runs
+            fits.attempt("approach3_bootstrap", bootstrap_parametric, cells, n_resamples=boot["n_bootstrap"],
+                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"],
+                         group_col="_cell" if cells is not runs else None)
 
 
 def _check_consistency(fits: _Fits) -> None:

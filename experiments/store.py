@@ -49,6 +49,7 @@ ROW_COLUMNS = (
     "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "n_convention",
     "D", "passes", "C", "flops", "budget", "loss", "train_loss",
     "lr", "batch_size", "context_length", "vocab_size", "n_layers", "d_model", "n_heads",
+    "seed", "beta2",
     "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
     "attempts", "resumed_from_step", "error",
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from analysis.prediction import PREDICTOR_NAMES
 import atomicio
+from scaling.noise_report import noise_blocks
 from scaling.study import StudySummary
 
 
@@ -42,8 +43,8 @@ def _blocks(s: StudySummary) -> list[tuple]:
                         f"C = 6·N·D FLOPs; loss is validation cross-entropy in nats per token. "
                         f"Intervals are {fit.level:.0%} bootstrap intervals over runs "
                         f"({fit.n_bootstrap} resamples)."))
-    return (blocks + _validation_blocks(s) + _fit_blocks(fit) + _prediction_blocks(s) + _backtest_blocks(fit)
-            + _plot_blocks(s))
+    return (blocks + _validation_blocks(s) + _fit_blocks(fit) + noise_blocks(fit.noise_floor) + _prediction_blocks(s)
+            + _backtest_blocks(fit) + _plot_blocks(s))
 
 
 def _validation_blocks(s: StudySummary) -> list[tuple]:
