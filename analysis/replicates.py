@@ -131,3 +131,17 @@ def best_setting_per_cell(runs: pd.DataFrame, axes: list[str], group_keys: list[
     mean = runs["loss"].groupby(group_keys + setting).transform("mean")
     best = mean.groupby([k.to_numpy() for k in group_keys]).transform("min")
     return runs[mean.to_numpy() == best.to_numpy()]
+
+
+def mean_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Training curves (analysis.table.read_curves' long format) averaged over the replicates of each cell of
+    `runs`, point by point (replicates share their steps): one curve per cell, under its first run's id. The
+    lower envelope of Approach 1 would otherwise follow whichever seed happens to be lowest at each C."""
+    cell_of = dict(zip(runs["run_id"].astype(str), cell_labels(runs)))
+    curves = curves[curves["run_id"].astype(str).isin(cell_of)]
+    cell = curves["run_id"].astype(str).map(cell_of)
+    first = curves.groupby(cell)["run_id"].transform("first")
+    numeric = [c for c in ("loss", "train_loss", "val_loss") if c in curves.columns]
+    means = curves.groupby([cell, curves["step"]])[numeric].transform("mean")
+    out = curves.assign(run_id=first, **{c: means[c] for c in numeric})
+    return out.drop_duplicates(["run_id", "step"]).reset_index(drop=True)

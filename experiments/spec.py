@@ -8,6 +8,8 @@ object and hashes simply. The model is given one of two ways:
                                    identity never depends on how the ladder rounds a target)
 `n_convention` (default "with_head": N = blocks + norms + vocab·d, every parameter that does a matmul
 per token, Porian et al. 2024; see lm/accounting.py) also names the N the results table reports.
+`beta2` (AdamW's) defaults to lm.optim.beta2_for_batch(batch_size·context_length), resolved at
+construction, so the spec, and its id, hold the number the run uses.
 
 run_id = the first 16 hex digits of blake2s over the sorted-key compact JSON of `to_dict()`. JSON
 writes floats with `repr` (shortest round-trip form, so 3e-3 is always "0.003"), and float fields are

@@ -119,6 +119,11 @@ def _fit_blocks(fit) -> list[tuple]:
         if law is not None:
             blocks.append(("p", f"Optimal {label} = k·C^p: k = {_fmt(law.k)} {_interval(law.k_interval)}, "
                                 f"p = {_fmt(law.p, '.3f')} {_interval(law.p_interval)}. {law.message}"))
+    if fit.lr_horizon_law is not None and fit.lr_horizon_law.success:
+        h = fit.lr_horizon_law
+        blocks.append(("p", f"Optimal learning rate against size and horizon, k·N^p_N·D^p_D (Bjorck et al. 2024): "
+                            f"k = {_fmt(h.k)}, p_N = {_fmt(h.p_N, '.3f')} {_interval(h.p_N_interval)}, "
+                            f"p_D = {_fmt(h.p_D, '.3f')} {_interval(h.p_D_interval)}. {h.message}"))
     if fit.headline is not None:
         blocks.append(("p", f"Headline predictor: {fit.headline.name}: {fit.headline.reason}."))
     if fit.skipped:

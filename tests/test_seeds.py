@@ -10,7 +10,8 @@ import torch
 
 from analysis.hyperparams import best_per_cell
 from analysis.isoflop import fit_isoflop, profile_window
-from analysis.replicates import cell_labels, cell_means, has_replicates, noise_floor
+from analysis.replicates import cell_labels, cell_means, has_replicates, mean_curves, noise_floor
+from analysis.study_fit import StudyFit, fit_all
 from analysis.table import read_table
 from experiments.runner import run_experiment
 from experiments.spec import ExperimentSpec
@@ -159,3 +160,32 @@ def test_isoflop_fit_on_replicates_pools_their_spread_into_the_noise():
     fit = fit_isoflop(df, n_bootstrap=50)
     assert fit.success and all(p.status == "ok" for p in fit.profiles)
     assert 0.005 < fit.noise_scale < 0.02  # the 0.01 seed noise, measured through the replicates
+
+
+def test_replicate_curves_are_averaged_point_by_point_into_one_per_cell():
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "N": [100, 100, 200], "D": [1000, 1000, 500],
+                         "budget": [6e5] * 3, "seed": [0, 1, 0], "loss": [3.0, 3.2, 3.1]})
+    curves = pd.DataFrame({"run_id": ["a", "a", "b", "b", "c", "c"], "N": [100, 100, 100, 100, 200, 200],
+                           "D": [1000] * 4 + [500] * 2, "step": [1, 2, 1, 2, 1, 2], "tokens": [500, 1000] * 2 + [250, 500],
+                           "loss": [4.0, 3.0, 5.0, 3.2, 4.5, 3.1]})
+    mean = mean_curves(curves, runs)
+    assert sorted(mean["run_id"].unique()) == ["a", "c"]
+    assert list(mean.loc[mean["run_id"] == "a", "loss"]) == pytest.approx([4.5, 3.1])
+    assert list(mean.loc[mean["run_id"] == "c", "loss"]) == [4.5, 3.1]
+
+
+def test_fit_all_on_replicates_reports_the_noise_floor_and_resamples_cells():
+    rng = np.random.default_rng(1)
+    rows = []
+    for budget in (1e12, 3e12, 1e13, 3e13):
+        for n in 3e-2 * budget**0.5 * np.geomspace(0.3, 3, 5):
+            d = budget / (6 * n)
+            for seed in range(2):
+                loss = 1.7 + 400 / n**0.35 + 4000 / d**0.35 + 0.01 * rng.standard_normal()
+                rows.append((budget, round(n), round(d), loss, seed))
+    runs = pd.DataFrame(rows, columns=["budget", "N", "D", "loss", "seed"]).assign(status="completed")
+    fit = fit_all(runs, None, n_bootstrap=20, seed=0)
+    assert fit.noise_floor.success and fit.noise_floor.dof == 20
+    assert 0.004 < fit.noise_floor.sd < 0.02
+    assert fit.approach3_bootstrap is not None
+    assert StudyFit.from_dict(fit.to_dict()).noise_floor == fit.noise_floor
