@@ -145,3 +145,11 @@ def mean_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     means = curves.groupby([cell, curves["step"]])[numeric].transform("mean")
     out = curves.assign(run_id=first, **{c: means[c] for c in numeric})
     return out.drop_duplicates(["run_id", "step"]).reset_index(drop=True)
+
+
+def cell_groups(runs: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """For a bootstrap over runs: (runs with a `_cell` label column, "_cell") when some cell has replicates, so
+    that whole cells are resampled (replicates share their cell's misfit of the law); else (runs, None)."""
+    if not has_replicates(runs):
+        return runs, None
+    return runs.assign(_cell=cell_labels(runs)), "_cell"

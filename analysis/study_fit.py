@@ -32,7 +32,7 @@ from analysis.envelope import EnvelopeFit, fit_envelope
 from analysis.frontier import FrontierFit, fit_frontier
 from analysis.hyperparams import HyperparamFit, best_per_cell, fit_hyperparam_law, varies
 from analysis.lr_horizon import LrHorizonFit, fit_lr_horizon
-from analysis.replicates import NoiseFloor, cell_labels, has_replicates, mean_curves, noise_floor
+from analysis.replicates import NoiseFloor, cell_groups, has_replicates, mean_curves, noise_floor
 from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
 from analysis.parametric import ParametricFit, fit_parametric
@@ -346,11 +346,9 @@ def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, bo
     if 3 in approaches:
         fits.attempt("approach3", fit_parametric, runs)
         if "approach3" in fits.results:
-            # replicates of a cell share its misfit of the law: resample whole cells (analysis/replicates.py)
-            cells = runs.assign(_cell=cell_labels(runs)) if has_replicates(runs) else runs
-            fits.attempt("approach3_bootstrap", bootstrap_parametric, cells, n_resamples=boot["n_bootstrap"],
-                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"],
-                         group_col="_cell" if cells is not runs else None)
+            grouped, group_col = cell_groups(runs)  # seed replicates: resample whole cells
+            fits.attempt("approach3_bootstrap", bootstrap_parametric, grouped, n_resamples=boot["n_bootstrap"],
+                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"], group_col=group_col)
 
 
 def _check_consistency(fits: _Fits) -> None:
