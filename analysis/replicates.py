@@ -1,6 +1,6 @@
 """Seed replicates in the results table: cells, their means, and the noise floor they measure.
 
-A *cell* is one design point: the runs that share budget, N, D, learning rate, batch size, β2 and shape,
+A *cell* is one design point: the runs that share N, D, learning rate, batch size, β2 and shape (hence budget),
 differing only in their seed (a sweep's `training.seeds`, sweeps/replicates.py). Tables without a `seed`
 column are grouped the same way, so two runs of one design point count as replicates wherever they come from.
 
@@ -31,8 +31,9 @@ CELL_COLUMNS = ("N", "D", "lr", "batch_size", "beta2", "n_layers", "d_model", "n
 
 
 def cell_labels(runs: pd.DataFrame) -> np.ndarray:
-    """An integer label per row, equal for the rows of one cell (budget and CELL_COLUMNS; NaNs match NaNs)."""
-    keys = [assign_budgets(runs, fill_missing=True).astype(float).fillna(-1.0).round(6).to_numpy()] if len(runs) else []
+    """An integer label per row, equal for the rows of one cell (CELL_COLUMNS; NaNs match NaNs). The budget is
+    not a key of its own: runs of equal N and D spent the same 6·N·D."""
+    keys = []
     for col in CELL_COLUMNS:
         if col in runs.columns:
             keys.append(pd.to_numeric(runs[col], errors="coerce").astype(float).fillna(-1.0).to_numpy())
@@ -107,6 +108,8 @@ def noise_floor(runs: pd.DataFrame) -> NoiseFloor:
     runs = usable_runs(runs, source="noise floor", stacklevel=3)
     if runs.empty:
         return NoiseFloor((), math.nan, math.nan, 0, False, "no usable runs")
+    if "C" not in runs.columns:
+        runs = runs.assign(C=6.0 * runs["N"].astype(float) * runs["D"].astype(float))
     labels = cell_labels(runs)
     loss = runs["loss"].to_numpy(float)
     budget = assign_budgets(runs, fill_missing=True).to_numpy(float)

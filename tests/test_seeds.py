@@ -189,3 +189,9 @@ def test_fit_all_on_replicates_reports_the_noise_floor_and_resamples_cells():
     assert 0.004 < fit.noise_floor.sd < 0.02
     assert fit.approach3_bootstrap is not None
     assert StudyFit.from_dict(fit.to_dict()).noise_floor == fit.noise_floor
+
+
+def test_replicates_need_no_budget_or_compute_column():
+    df = synthetic().drop(columns=["budget"])
+    assert has_replicates(df) and len(set(cell_labels(df))) == 4
+    assert noise_floor(df).dof == 5
