@@ -31,6 +31,7 @@ from analysis.frontier import fit_frontier
 from analysis.isoflop import assign_budgets, fit_isoflop, prepare_runs
 from analysis.parametric import fit_parametric
 from analysis.powerlaw import percentile_interval
+from analysis.replicates import cell_groups
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ def backtest(
     fit = fit_parametric(train)
     if not fit.success:
         notes.append(f"Approach 3 on the training runs: {fit.message}")
-    boot = bootstrap_parametric(train, n_resamples=n_bootstrap, seed=seed, level=level, fit=fit)
+    grouped, group_col = cell_groups(train)  # seed replicates: resample whole cells (analysis/replicates.py)
+    boot = bootstrap_parametric(grouped, n_resamples=n_bootstrap, seed=seed, level=level, fit=fit, group_col=group_col)
     rng = np.random.default_rng(seed)
 
     loss_predictions = []

@@ -28,6 +28,7 @@ import pandas as pd
 
 from analysis.isoflop import Parabola, assign_budgets, fit_parabola, pooled_noise_scale, prepare_runs
 from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
+from analysis.replicates import best_setting_per_cell
 
 HYPERPARAMETERS = ("lr", "batch_size")
 
@@ -89,13 +90,14 @@ def varies(runs: pd.DataFrame, column: str) -> bool:
 
 
 def best_per_cell(runs: pd.DataFrame) -> pd.DataFrame:
-    """The lowest-loss run of each (budget, N) over every hyperparameter axis that varies: the runs the
-    scaling-law fits should see, as a size trained at a poor learning rate says nothing about N_opt."""
+    """The runs of the lowest-loss setting of each (budget, N) over every hyperparameter axis that varies: the
+    runs the scaling-law fits should see, as a size trained at a poor learning rate says nothing about N_opt.
+    With seed replicates the setting with the lowest mean loss wins and all its replicates are kept."""
     axes = [h for h in HYPERPARAMETERS if varies(runs, h)]
     if not axes:
         return runs
     budget = assign_budgets(runs, fill_missing=True)
-    return runs.loc[runs.groupby([budget.rename("cell_budget"), runs["N"]])["loss"].idxmin()].sort_index()
+    return best_setting_per_cell(runs, axes, [budget.rename("cell_budget"), runs["N"]]).sort_index()
 
 
 def _cells(runs: pd.DataFrame, column: str):

@@ -259,18 +259,28 @@ def profile_window(n, loss, half_width: int = WINDOW_HALF_WIDTH) -> np.ndarray:
     """The runs a budget's parabola is fitted to, as a boolean mask over its runs: every run at the size of the
     lowest observed loss and at the same number of sizes on each side of it, up to `half_width` (fewer where
     the profile ends), so that the quadratic is centred on the minimum and neither side outweighs the other.
-    A lowest loss at the smallest or largest size gives a window of one size (the minimum is not bracketed)."""
-    # sizes within 0.1% are one size (several runs of one model, or the same model read from two budgets)
-    size = np.round(np.log(np.asarray(n, dtype=float)), 3)
-    sizes = np.unique(size)
-    lowest = int(np.searchsorted(sizes, size[np.argmin(loss)]))
+    A lowest loss at the smallest or largest size gives a window of one size (the minimum is not bracketed).
+    With several runs at a size (seed replicates) the lowest is the size of the lowest mean loss, not of the
+    luckiest single run (analysis/replicates.py)."""
+    size, sizes, lowest = _lowest_size(n, loss)
     side = min(half_width, lowest, len(sizes) - 1 - lowest)
     return (size >= sizes[lowest - side]) & (size <= sizes[lowest + side])
 
 
+def _lowest_size(n, loss) -> tuple[np.ndarray, np.ndarray, int]:
+    """(each run's size key, the distinct sizes in order, the index of the size with the lowest mean loss)."""
+    # sizes within 0.1% are one size (several runs of one model, or the same model read from two budgets)
+    size = np.round(np.log(np.asarray(n, dtype=float)), 3)
+    sizes, of_run = np.unique(size, return_inverse=True)
+    of_run = of_run.reshape(-1)
+    mean = np.bincount(of_run, weights=np.asarray(loss, dtype=float)) / np.bincount(of_run)
+    return size, sizes, int(np.argmin(mean))
+
+
 def _at_edge(n, loss) -> bool:
-    """Whether the lowest loss is at the smallest or largest size (the sampled sizes do not bracket it)."""
-    return n[np.argmin(loss)] in (n.min(), n.max())
+    """Whether the lowest (mean) loss is at the smallest or largest size (the sizes do not bracket it)."""
+    _, sizes, lowest = _lowest_size(n, loss)
+    return lowest in (0, len(sizes) - 1)
 
 
 def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from analysis.isoflop import assign_budgets, prepare_runs
+from analysis.replicates import cell_means
 
 ALPHA_MAX = 5.0
 E_START_FRACTIONS = (0.0, 0.3, 0.6, 0.8, 0.95)
@@ -144,10 +145,12 @@ def _alpha_standard_error(result, n_points: int) -> float:
 
 
 def fit_kaplan(runs: pd.DataFrame) -> KaplanFits:
-    """L(N) over the best run per size and L(C) over the compute frontier, each with and without E."""
+    """L(N) over the best run per size and L(C) over the compute frontier, each with and without E. Seed
+    replicates enter as their cell's mean loss: a best run chosen among replicates is the luckiest seed."""
     runs = prepare_runs(runs, ("N", "C", "loss"), what="Kaplan fits")
     ids = "run_id" if "run_id" in runs.columns else None
-    by_size, frontier = best_per_size(runs), compute_frontier(runs)
+    cells = cell_means(runs)
+    by_size, frontier = best_per_size(cells), compute_frontier(cells)
 
     def fit(points, column, irreducible):
         run_ids = points[ids] if ids else points.index

@@ -31,6 +31,8 @@ from analysis.consistency import ConsistencyResult, ExponentEstimate, check_cons
 from analysis.envelope import EnvelopeFit, fit_envelope
 from analysis.frontier import FrontierFit, fit_frontier
 from analysis.hyperparams import HyperparamFit, best_per_cell, fit_hyperparam_law, varies
+from analysis.lr_horizon import LrHorizonFit, fit_lr_horizon
+from analysis.replicates import NoiseFloor, cell_groups, has_replicates, mean_curves, noise_floor
 from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
 from analysis.parametric import ParametricFit, fit_parametric
@@ -70,6 +72,8 @@ class StudyFit:
     level: float
     n_bootstrap: int
     seed: int
+    noise_floor: NoiseFloor | None = None  # the seed sd per budget where cells have replicates
+    lr_horizon_law: LrHorizonFit | None = None  # lr_opt = k·N^p_N·D^p_D where the lr law was fitted
 
     @property
     def has_parametric(self) -> bool:
@@ -269,6 +273,8 @@ def fit_all(
         for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
             if varies(runs, column):
                 fits.attempt(name, fit_hyperparam_law, runs, column, **boot)
+        if fits.ok("lr_law"):  # the same cell optima against N and D (Bjorck et al. 2024)
+            fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], **boot)
         _check_consistency(fits)
         if 3 not in approaches:
             fits.skipped.append(("backtest", "Approach 3 not requested"))
@@ -284,6 +290,7 @@ def fit_all(
         backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
         skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
         notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
+        noise_floor=noise_floor(runs), lr_horizon_law=r.get("lr_horizon_law"),
     )
 
 
@@ -319,6 +326,9 @@ def _scaling_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, notes: list):
             notes.append(f"Approach 1 uses the curves of those runs: "
                          f"{curves.loc[kept, 'run_id'].nunique()} of {curves['run_id'].nunique()} curves")
         curves = curves[kept]
+        if has_replicates(scaling_runs):
+            curves = mean_curves(curves, scaling_runs)
+            notes.append("Approach 1 averages the curves of each cell's seed replicates")
     return scaling_runs, curves
 
 
@@ -336,8 +346,9 @@ def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, bo
     if 3 in approaches:
         fits.attempt("approach3", fit_parametric, runs)
         if "approach3" in fits.results:
-            fits.attempt("approach3_bootstrap", bootstrap_parametric, runs, n_resamples=boot["n_bootstrap"],
-                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"])
+            grouped, group_col = cell_groups(runs)  # seed replicates: resample whole cells
+            fits.attempt("approach3_bootstrap", bootstrap_parametric, grouped, n_resamples=boot["n_bootstrap"],
+                         seed=boot["seed"], level=boot["level"], fit=fits.results["approach3"], group_col=group_col)
 
 
 def _check_consistency(fits: _Fits) -> None:

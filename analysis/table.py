@@ -64,6 +64,8 @@ COLUMNS: dict[str, str] = {
     "loss": "float64",      # final validation loss, nats/token
     "train_loss": "float64",
     "lr": "float64",
+    "seed": "Int64",        # the run's seed (initialisation and data order); replicates of a cell differ only here
+    "beta2": "float64",     # AdamW β2
     "batch_size": "Int64",  # sequences per step
     "context_length": "Int64",
     "vocab_size": "Int64",    # tokenizer vocabulary: with the context, what a recommended shape is built for

@@ -192,6 +192,7 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,
         "vocab_size": spec.vocab_size,
         "n_layers": model.n_layers, "d_model": model.d_model, "n_heads": model.n_heads,
+        "seed": spec.seed, "beta2": spec.beta2,
         "wall_seconds": wall_seconds,
         "tokens_per_second": result.tokens_per_second if trained else None,
         "mfu": result.mfu if trained else None,

@@ -8,6 +8,8 @@ object and hashes simply. The model is given one of two ways:
                                    identity never depends on how the ladder rounds a target)
 `n_convention` (default "with_head": N = blocks + norms + vocab·d, every parameter that does a matmul
 per token, Porian et al. 2024; see lm/accounting.py) also names the N the results table reports.
+`beta2` (AdamW's) defaults to lm.optim.beta2_for_batch(batch_size·context_length), resolved at
+construction, so the spec, and its id, hold the number the run uses.
 
 run_id = the first 16 hex digits of blake2s over the sorted-key compact JSON of `to_dict()`. JSON
 writes floats with `repr` (shortest round-trip form, so 3e-3 is always "0.003"), and float fields are
@@ -29,7 +31,7 @@ from lm.batches import SAMPLERS
 from lm.data import CorpusConfig
 from lm.device import PRECISIONS
 from lm.model import ModelConfig
-from lm.optim import SCHEDULES, Schedule
+from lm.optim import SCHEDULES, Schedule, beta2_for_batch
 from lm.shapes import shape_for_params
 from lm.train import TrainConfig
 
@@ -38,8 +40,8 @@ RUN_ID_LENGTH = 16  # hex digits: 64 bits, no collision in any sweep we could ev
 _SHAPE_FIELDS = ("n_layers", "d_model", "n_heads")
 _POSITIVE_INTS = ("tokens", "batch_size", "context_length", "eval_tokens", "vocab_size")
 _NON_NEGATIVE_INTS = ("seed", "corpus_seed")
-_FLOATS = ("n_params", "lr", "warmup_fraction", "min_lr_ratio", "cooldown_fraction", "weight_decay", "grad_clip",
-           "corpus_val_fraction", "budget")
+_FLOATS = ("n_params", "lr", "beta2", "warmup_fraction", "min_lr_ratio", "cooldown_fraction", "weight_decay",
+           "grad_clip", "corpus_val_fraction", "budget")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +67,9 @@ class ExperimentSpec:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0  # initialisation and batch order
+    # AdamW β2; None (the default) becomes lm.optim.beta2_for_batch(batch_size·context_length) at
+    # construction, so the spec, and the id hashed from it, always hold the number the run uses.
+    beta2: float | None = None
     # which windows each step reads (lm.batches.SAMPLERS). A field of its own so that runs trained with
     # the old with-replacement sampler, whose specs had no such field, keep ids of their own.
     sampler: str = "permutation"
@@ -84,6 +89,10 @@ class ExperimentSpec:
 
     def __post_init__(self):
         self._check_types()
+        if self.beta2 is None:
+            object.__setattr__(self, "beta2", beta2_for_batch(self.batch_size * self.context_length))
+        if not 0 < self.beta2 < 1:
+            raise ValueError(f"ExperimentSpec.beta2 must be in (0, 1), got {self.beta2!r}")
         explicit = [getattr(self, f) for f in _SHAPE_FIELDS]
         if self.n_params is None and any(v is None for v in explicit):
             raise ValueError("ExperimentSpec: give the model as n_params, or as all of n_layers, d_model and "
@@ -115,7 +124,7 @@ class ExperimentSpec:
                 raise ValueError(f"ExperimentSpec.{name} must be an integer >= {low}, got {value!r}")
         for name in _FLOATS:
             value = getattr(self, name)
-            if value is None and name in ("n_params", "budget"):
+            if value is None and name in ("n_params", "budget", "beta2"):
                 continue
             if not _is_number(value) or not math.isfinite(value):
                 raise ValueError(f"ExperimentSpec.{name} must be a finite number, got {value!r}")
@@ -200,7 +209,7 @@ class ExperimentSpec:
         return TrainConfig(
             model=self.model_config(), tokens=self.tokens, batch_size=self.batch_size, lr=self.lr,
             schedule=self.schedule_config(), weight_decay=self.weight_decay, grad_clip=self.grad_clip,
-            seed=self.seed, sampler=self.sampler, eval_tokens=self.eval_tokens, device=device,
+            seed=self.seed, beta2=self.beta2, sampler=self.sampler, eval_tokens=self.eval_tokens, device=device,
             precision=self.precision, compile=compile, threads=threads,
         )
 

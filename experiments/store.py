@@ -52,6 +52,7 @@ ROW_COLUMNS = (
     "D", "passes", "C", "flops", "budget", "compute", "C_exact", "C_6N_non_embedding", "C_6N_total", "C_6N_with_head",
     "loss", "train_loss",
     "lr", "batch_size", "context_length", "vocab_size", "n_layers", "d_model", "n_heads",
+    "seed", "beta2",
     "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
     "attempts", "resumed_from_step", "error",
 )

@@ -10,6 +10,15 @@ Schedules (multipliers of the peak learning rate, a function of the step):
     wsd     warmup-stable-decay (Hu et al. 2024, MiniCPM): linear warmup, constant, then a linear
             cooldown to `min_lr_ratio` over the last `cooldown_fraction` of steps.
     constant  linear warmup, then constant.
+
+AdamW's β2 follows the batch (`beta2_for_batch`): the second-moment average keeps a constant half-life in
+*tokens*, β2 = β2_ref^(B/B_ref) for B tokens per step (Marek et al. 2025, "Small Batch Size Training for
+Language Models"), from the large-batch recipe β2_ref = 0.95 at B_ref = 2^19 ≈ 0.5M tokens (GPT-3's smallest
+models, Brown et al. 2020, Table 2.1 and App. B), and kept within [0.95, 0.999]: Porian et al. 2024
+("Resolving Discrepancies in Compute-Optimal Scaling of Language Models", §4) found 0.95 too low at small
+batches, biasing the fitted exponent, and used up to 0.999 there. At 2,048 tokens per step the rule gives
+0.9998 (a half-life of 3,500 steps, longer than most of our runs), so the upper bound, 0.999 (693 steps),
+is what small CPU sweeps get; at 32k tokens per step 0.9968.
 """
 
 from __future__ import annotations
@@ -20,6 +29,19 @@ from dataclasses import asdict, dataclass
 import torch
 
 SCHEDULES = ("cosine", "wsd", "constant")
+BETA1 = 0.9
+BETA2_REFERENCE = 0.95  # at BETA2_REFERENCE_TOKENS per step (GPT-3, Brown et al. 2020)
+BETA2_REFERENCE_TOKENS = 2**19
+BETA2_RANGE = (0.95, 0.999)  # the values Porian et al. 2024 tuned between
+
+
+def beta2_for_batch(tokens_per_step: int) -> float:
+    """AdamW β2 with the reference's half-life in tokens, BETA2_REFERENCE^(B / B_ref), clipped to BETA2_RANGE
+    and rounded to 6 digits (it enters run ids); see the module docstring."""
+    if not tokens_per_step >= 1:
+        raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step!r}")
+    beta2 = BETA2_REFERENCE ** (tokens_per_step / BETA2_REFERENCE_TOKENS)
+    return float(f"{min(max(beta2, BETA2_RANGE[0]), BETA2_RANGE[1]):.6g}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +85,8 @@ class Schedule:
         return asdict(self)
 
 
-def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.95), eps: float = 1e-8):
+def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas=(BETA1, BETA2_REFERENCE),
+                   eps: float = 1e-8):
     """torch AdamW, fused on CUDA and foreach elsewhere; no decay on norms and embeddings."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():

@@ -31,7 +31,7 @@ from lm.accounting import checked_param_counts, training_flops_per_token
 from lm.batches import SAMPLERS, RepeatedDataWarning, windows_per_pass
 from lm.device import measure_peak_flops, select, set_threads
 from lm.model import ModelConfig, Transformer
-from lm.optim import Schedule, make_optimizer
+from lm.optim import BETA1, Schedule, beta2_for_batch, make_optimizer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # model initialisation and batch order
+    beta2: float | None = None  # AdamW β2; None: lm.optim.beta2_for_batch(tokens per step), resolved here
     sampler: str = "permutation"  # lm.batches.SAMPLERS: without replacement per pass, or "replacement" (old runs)
     log_interval: int = 0  # steps per curve point; 0 = about 100 points per run
     eval_interval: int = 0  # steps between validation evaluations; 0 = about 5 per run
@@ -77,6 +78,10 @@ class TrainConfig:
             raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.beta2 is None:
+            object.__setattr__(self, "beta2", beta2_for_batch(self.tokens_per_step))
+        if not 0 < self.beta2 < 1:
+            raise ValueError(f"TrainConfig.beta2 must be in (0, 1), got {self.beta2!r}")
         if self.divergence_factor <= 1:
             raise ValueError(f"TrainConfig.divergence_factor must exceed 1, got {self.divergence_factor!r}")
 
@@ -193,7 +198,7 @@ def train(
     torch.manual_seed(config.seed)
     model = Transformer(config.model).to(placement.device)
     counts = checked_param_counts(model)
-    optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(BETA1, config.beta2))
     step_model = torch.compile(model) if config.compile else model
 
     flops_per_step = training_flops_per_token(config.model) * config.tokens_per_step

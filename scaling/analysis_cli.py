@@ -256,6 +256,14 @@ def fit_table(fit, source: str) -> str:
     for law, label in ((fit.lr_law, "lr_opt"), (fit.batch_law, "batch_opt")):
         if law is not None:
             lines.append(f"{label} = k·C^p   k {_with_interval(law.k, law.k_interval)}   p {_with_interval(law.p, law.p_interval)}")
+    if fit.lr_horizon_law is not None and fit.lr_horizon_law.success:
+        h = fit.lr_horizon_law
+        lines.append(f"lr_opt = k·N^p_N·D^p_D   k {_fmt(h.k)}   p_N {_with_interval(h.p_N, h.p_N_interval)}   "
+                     f"p_D {_with_interval(h.p_D, h.p_D_interval)}")
+    if fit.noise_floor is not None and fit.noise_floor.success:
+        nf = fit.noise_floor
+        lines.append(f"noise floor: seed sd {nf.sd:.4g} nats ({nf.relative_sd:.2%}); {nf.message}; per budget "
+                     + ", ".join(f"{b.budget:.3g}: {b.sd:.4g}" for b in nf.budgets))
     if fit.consistency is not None:
         lines.append(f"consistency: {fit.consistency.message}")
     if fit.backtest is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from analysis.prediction import PREDICTOR_NAMES
 import atomicio
+from scaling.noise_report import noise_blocks
 from scaling.study import StudySummary
 
 
@@ -43,8 +44,8 @@ def _blocks(s: StudySummary) -> list[tuple]:
                         f"loss is validation cross-entropy in nats per token. "
                         f"Intervals are {fit.level:.0%} bootstrap intervals over runs "
                         f"({fit.n_bootstrap} resamples)."))
-    return (blocks + _validation_blocks(s) + _fit_blocks(fit) + _prediction_blocks(s) + _backtest_blocks(fit)
-            + _plot_blocks(s))
+    return (blocks + _validation_blocks(s) + _fit_blocks(fit) + noise_blocks(fit.noise_floor) + _prediction_blocks(s)
+            + _backtest_blocks(fit) + _plot_blocks(s))
 
 
 def _validation_blocks(s: StudySummary) -> list[tuple]:
@@ -119,6 +120,11 @@ def _fit_blocks(fit) -> list[tuple]:
         if law is not None:
             blocks.append(("p", f"Optimal {label} = k·C^p: k = {_fmt(law.k)} {_interval(law.k_interval)}, "
                                 f"p = {_fmt(law.p, '.3f')} {_interval(law.p_interval)}. {law.message}"))
+    if fit.lr_horizon_law is not None and fit.lr_horizon_law.success:
+        h = fit.lr_horizon_law
+        blocks.append(("p", f"Optimal learning rate against size and horizon, k·N^p_N·D^p_D (Bjorck et al. 2024): "
+                            f"k = {_fmt(h.k)}, p_N = {_fmt(h.p_N, '.3f')} {_interval(h.p_N_interval)}, "
+                            f"p_D = {_fmt(h.p_D, '.3f')} {_interval(h.p_D_interval)}. {h.message}"))
     if fit.headline is not None:
         blocks.append(("p", f"Headline predictor: {fit.headline.name}: {fit.headline.reason}."))
     if fit.skipped:

@@ -176,12 +176,13 @@ def validation_spec(config: SweepConfig, template: ExperimentSpec, fit: StudyFit
     n_actual = param_counts(shape).n(template.n_convention)
     batch = round(prediction.batch_size.value) if prediction.batch_size.known else _middle(
         config.training.batch_sizes(N=n_actual, C=budget))
-    lr = prediction.lr.value if prediction.lr.known else _middle(config.training.lrs(N=n_actual, C=budget))
     tokens = tokens_for(budget, n_actual, batch * template.context_length, min_steps=config.planning.min_steps,
                         flops_per_token=compute_per_token(shape, config.compute, template.n_convention))
+    lr = prediction.lr.value if prediction.lr.known else _middle(config.training.lrs(N=n_actual, C=budget, D=tokens))
     spec = dataclasses.replace(
         template, n_params=None, n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
-        tokens=tokens, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget))
+        tokens=tokens, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget),
+        beta2=None if config.training.beta2 == "auto" else config.training.beta2)  # None: the rule for this batch
     return ValidationDesign(spec=spec, budget=float(budget), prediction=prediction,
                             lr_from="lr law" if prediction.lr.known else "sweep")
 

@@ -9,7 +9,9 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
     family:    {head_size: 16, aspect: 32 | depth, min_layers: 2}   # the one shape family (lm/family.py)
     corpus:    {source, vocab_size (required); max_bytes, text_field, val_fraction, seed}
     training:  {context_length, batch_size, lr (required); schedule, warmup_fraction, min_lr_ratio,
-                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings}
+                cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings,
+                seeds: 1 (replicates of every cell, seeds seed..seed+seeds-1, each its own run),
+                beta2: auto (AdamW β2 for the batch's tokens, lm.optim.beta2_for_batch; or a number)}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null}
@@ -21,8 +23,9 @@ Value forms:
                  (k log-spaced values, rounded to 12 significant digits so that extending a range
                  reproduces the shared points, and hence the run ids, exactly)
     axes         training.lr and training.batch_size: a value, a list (one run per value in every cell),
-                 or a rule {rule: power, k, p, of: N | C, multipliers: [1]}: value = k·x^p·multiplier,
-                 x the run's N or its cell's C (the budget; for grid runs the run's compute under `compute`).
+                 or a rule {rule: power, k, p, of: N | C, q: 0, multipliers: [1]}: value = k·x^p·D^q·multiplier,
+                 x the run's N or its cell's C (the budget; for grid runs the run's compute under `compute`),
+                 D the run's tokens (q is for learning rates only; batch sizes are chosen before D).
                  Rule learning rates are rounded to 6 significant digits, batch sizes to the nearest integer >= 1.
     isoflop.center  {tokens_per_param: r}: N_opt = sqrt(C / (6r)), r = 20 by default (Hoffmann et al.
                  2022, Approach 3's ~20 tokens per parameter); or {k, p}: N_opt = k·C^p (e.g. a fitted
@@ -98,24 +101,31 @@ def _each(values, key: str, ok, reason: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class PowerRule:
-    """value = k · x^p · multiplier for each multiplier, x = the run's N or its cell's C (`of`)."""
+    """value = k · x^p · D^q · multiplier for each multiplier, x = the run's N or its cell's C (`of`), D the run's
+    training tokens. q = 0 (the default) leaves D out; a negative q is a learning rate that falls with the token
+    horizon, lr_opt ∝ N^-α·D^-β (Bjorck et al. 2024, "Scaling Optimal LR Across Token Horizons")."""
 
     k: float
     p: float
     of: str = "N"
+    q: float = 0.0
     multipliers: tuple[float, ...] = (1.0,)
 
     def __post_init__(self):
         _require(self.k > 0 and math.isfinite(self.k), "k", f"must be a positive number, got {self.k!r}")
         _require(math.isfinite(self.p), "p", f"must be a finite number, got {self.p!r}")
+        _require(math.isfinite(self.q), "q", f"must be a finite number, got {self.q!r}")
         _require(self.of in ("N", "C"), "of", f"must be N or C, got {self.of!r}")
         _require(len(self.multipliers) > 0, "multipliers", "must not be empty")
         _each(self.multipliers, "multipliers", lambda m: m > 0, "must be positive")
         _require(len(set(self.multipliers)) == len(self.multipliers), "multipliers", "has duplicate values")
 
-    def values(self, *, N: float, C: float) -> list[float]:
+    def values(self, *, N: float, C: float, D: float | None = None) -> list[float]:
         x = N if self.of == "N" else C
-        return [self.k * x**self.p * m for m in self.multipliers]
+        if self.q and D is None:
+            raise ValueError("PowerRule with q != 0 needs the run's D")
+        horizon = D**self.q if self.q else 1.0
+        return [self.k * x**self.p * horizon * m for m in self.multipliers]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,13 +166,18 @@ class TrainingSection:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
+    seeds: int = 1  # replicates of every cell, seeds seed .. seed+seeds-1 (sweeps/replicates.py)
+    beta2: float | str = "auto"  # AdamW β2: "auto" (lm.optim.beta2_for_batch, by tokens per step) or a number
     precision: str = "auto"
     eval_tokens: int = 32_768
     tie_embeddings: bool = False
 
     def __post_init__(self):
         _require(self.context_length >= 1, "context_length", f"must be >= 1, got {self.context_length!r}")
-        if not isinstance(self.batch_size, PowerRule):
+        if isinstance(self.batch_size, PowerRule):
+            _require(self.batch_size.q == 0, "batch_size.q", "a horizon exponent applies to lr only (a batch size "
+                     "is chosen before the run's D)")
+        else:
             _require(len(self.batch_size) > 0, "batch_size", "must not be empty")
             _each(self.batch_size, "batch_size", lambda b: b >= 1, "must be a positive integer")
         if not isinstance(self.lr, PowerRule):
@@ -178,6 +193,9 @@ class TrainingSection:
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed!r}")
+        _require(self.seeds >= 1, "seeds", f"must be an integer >= 1 (replicates per cell), got {self.seeds!r}")
+        _require(self.beta2 == "auto" or (not isinstance(self.beta2, str) and 0 < self.beta2 < 1), "beta2",
+                 f'must be "auto" or a number in (0, 1), got {self.beta2!r}')
         _require(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
         _require(self.eval_tokens >= self.context_length, "eval_tokens",
                  f"must be at least one window of context_length={self.context_length} tokens, got {self.eval_tokens}")
@@ -187,9 +205,9 @@ class TrainingSection:
             return list(dict.fromkeys(max(1, round(b)) for b in self.batch_size.values(N=N, C=C)))
         return list(self.batch_size)
 
-    def lrs(self, *, N: float, C: float) -> list[float]:
+    def lrs(self, *, N: float, C: float, D: float | None = None) -> list[float]:
         if isinstance(self.lr, PowerRule):  # rounded so the run id does not hang on the last bit of pow()
-            return [float(f"{v:.6g}") for v in self.lr.values(N=N, C=C)]
+            return [float(f"{v:.6g}") for v in self.lr.values(N=N, C=C, D=D)]
         return list(self.lr)
 
 
@@ -502,12 +520,13 @@ def _section(cls):
 
 
 _READERS = {
-    PowerRule: dict(k=_number, p=_number, of=_string, multipliers=_values),
+    PowerRule: dict(k=_number, p=_number, of=_string, q=_number, multipliers=_values),
     CorpusSection: dict(source=_string, vocab_size=_integer, max_bytes=_integer, text_field=_string,
                         val_fraction=_number, seed=_integer),
     TrainingSection: dict(context_length=_integer, batch_size=_axis(_integer), lr=_axis(_number), schedule=_string,
                           warmup_fraction=_number, min_lr_ratio=_number, cooldown_fraction=_number,
-                          weight_decay=_number, grad_clip=_number, seed=_integer, precision=_string,
+                          weight_decay=_number, grad_clip=_number, seed=_integer, seeds=_integer,
+                          beta2=lambda v, k: v if v == "auto" else _number(v, k), precision=_string,
                           eval_tokens=_integer, tie_embeddings=_boolean),
     Center: dict(tokens_per_param=_number, k=_number, p=_number),
     IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),

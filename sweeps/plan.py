@@ -8,7 +8,8 @@ family (lm/family.py); then D = C / f with f the real shape's training FLOPs per
 sweep's n_convention), rounded to whole steps of batch_size·context_length. Choosing D after the shape
 and after rounding keeps every run's compute f·D within 1% of its budget (asserted); a cell with fewer
 than `planning.min_steps` steps is an error, never silently dropped. Grid runs: N targets or explicit
-shapes × D (or tokens_per_param·N), rounded to whole steps the same way. Learning-rate and batch-size axes multiply every cell.
+shapes × D (or tokens_per_param·N), rounded to whole steps the same way. Learning-rate and batch-size
+axes multiply every cell, and `training.seeds` replicates every cell (sweeps/replicates.py).
 
 Specs carry explicit shapes (n_layers, d_model, n_heads), so a run's id does not depend on how the shape
 ladder rounds a target, and budgets from log ranges are rounded to 12 significant digits: extending a
@@ -36,6 +37,7 @@ from lm.accounting import (compute_per_token, forward_flops_per_token, param_cou
                            training_memory)
 from lm.model import ModelConfig
 from sweeps.config import Shape, SweepConfig, SweepConfigError
+from sweeps.replicates import replicates
 
 DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
 DEFAULT_STEP_OVERHEAD_SECONDS = {"cpu": 0.010, "gpu": 0.005}
@@ -70,7 +72,8 @@ class PlannedRun:
             "run_id": self.run_id, "budget": s.budget, "compute": s.compute, "N": self.N, "D": self.D, "C": self.C,
             "flops_exact": self.flops, "tokens_per_param": self.D / self.N, "n_layers": s.n_layers,
             "d_model": s.d_model, "n_heads": s.n_heads, "head_size": s.d_model // s.n_heads,
-            "batch_size": s.batch_size, "lr": s.lr, "steps": self.steps, "memory_bytes": self.memory_bytes,
+            "batch_size": s.batch_size, "lr": s.lr, "seed": s.seed, "beta2": s.beta2, "steps": self.steps,
+            "memory_bytes": self.memory_bytes,
             "est_seconds": self.est_seconds, "n_target": self.n_target,
         }
 
@@ -148,9 +151,10 @@ def plan(config: SweepConfig, *, device_kind: str | None = None, flops_per_secon
     try:
         cells = _isoflop_cells(config) if config.kind == "isoflop" else _grid_cells(config)
         runs: dict[str, PlannedRun] = {}
-        for spec, n_target in cells:
-            if spec.run_id not in runs:
-                runs[spec.run_id] = _planned(spec, n_target, config, device_kind, fps, step_seconds)
+        for cell, n_target in cells:
+            for spec in replicates(cell, config.training.seeds):
+                if spec.run_id not in runs:
+                    runs[spec.run_id] = _planned(spec, n_target, config, device_kind, fps, step_seconds)
     except SweepConfigError as e:
         raise e.located(source=config.source) from None
     return SweepPlan(config=config, runs=tuple(runs.values()), device_kind=device_kind, flops_per_second=fps,
@@ -167,6 +171,7 @@ def _common(config: SweepConfig) -> dict:
         context_length=t.context_length,
         schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
         cooldown_fraction=t.cooldown_fraction, weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
+        beta2=None if t.beta2 == "auto" else t.beta2,  # None: the spec applies lm.optim.beta2_for_batch
         precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
         corpus_max_bytes=c.max_bytes, corpus_text_field=c.text_field, corpus_val_fraction=c.val_fraction,
         corpus_seed=c.seed,
@@ -250,7 +255,7 @@ def _isoflop_cells(config: SweepConfig):
                     D = tokens_for(C, N, B * t.context_length, min_steps=config.planning.min_steps, flops_per_token=f)
                 except ValueError as error:
                     raise SweepConfigError(key, f"budget C={C:.4g}, N={N:,}, batch_size {B}: {error}") from None
-                for lr in t.lrs(N=N, C=C):
+                for lr in t.lrs(N=N, C=C, D=D):
                     yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
                                          tokens=D, batch_size=B, lr=lr, budget=C, **common), n_target
 
@@ -271,7 +276,7 @@ def _grid_cells(config: SweepConfig):
             target = value if d_name == "D" else value * N
             for B in t.batch_sizes(N=N, C=f * target):
                 D = _whole_steps(target, B * t.context_length, config, key, f"N={N:,}, batch_size {B}")
-                for lr in t.lrs(N=N, C=f * D):
+                for lr in t.lrs(N=N, C=f * D, D=D):
                     yield ExperimentSpec(n_layers=model.n_layers, d_model=model.d_model, n_heads=model.n_heads,
                                          tokens=D, batch_size=B, lr=lr, **common), n_target
 

@@ -26,7 +26,7 @@ def _bad_table() -> pd.DataFrame:
 def test_columns_cover_the_contract():
     expected = {"run_id", "sweep", "status", "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "D",
                 "passes", "C", "flops", "budget", "compute", "C_exact", "C_6N_non_embedding", "C_6N_total",
-                "C_6N_with_head", "loss", "train_loss", "lr", "batch_size", "context_length",
+                "C_6N_with_head", "loss", "train_loss", "lr", "seed", "beta2", "batch_size", "context_length",
                 "vocab_size", "wall_seconds",
                 "tokens_per_second", "mfu", "device", "error"}
     assert set(COLUMNS) == expected and REQUIRED == ("N", "D", "loss")

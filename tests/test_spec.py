@@ -24,7 +24,8 @@ def make(**overrides) -> ExperimentSpec:
 # only on purpose (a new spec field or hashing scheme), never to make the test pass.
 # e41818df9fd78f49 -> b3e689256e528f4a: the `sampler` field (windows without replacement per pass).
 # b3e689256e528f4a -> 80dc9c3af836ca23: the `compute` field (what the budget counts: exact FLOPs or 6·N·D).
-EXPECTED_ID = "80dc9c3af836ca23"
+# 80dc9c3af836ca23 -> 514e6cf2c1dbf448: the `beta2` field (AdamW β2 by the batch's tokens, lm.optim).
+EXPECTED_ID = "514e6cf2c1dbf448"
 
 
 def test_run_id_is_a_fixed_16_hex_digest():
@@ -44,7 +45,7 @@ OTHER_VALUES = {
     "n_params": None, "n_layers": 3, "d_model": 64, "n_heads": 4, "n_convention": "total", "tie_embeddings": True,
     "tokens": 101 * 8 * 32, "batch_size": 4, "context_length": 16, "lr": 3.0000001e-3, "schedule": "wsd",
     "warmup_fraction": 0.1, "min_lr_ratio": 0.0, "cooldown_fraction": 0.3, "weight_decay": 0.0, "grad_clip": 0.5,
-    "seed": 1, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl",
+    "seed": 1, "beta2": 0.99, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl",
     "vocab_size": 1024, "corpus_max_bytes": None, "corpus_text_field": "body", "corpus_val_fraction": 0.1, "corpus_seed": 2,
     "budget": 1e12, "compute": "6N",
 }
@@ -91,7 +92,8 @@ def test_from_dict_rejects_unknown_and_missing_keys_by_name():
     ({"weight_decay": -0.1}, "weight_decay"), ({"vocab_size": 100}, "vocab_size"),
     ({"warmup_fraction": 1.5}, "warmup_fraction"), ({"tie_embeddings": 1}, "tie_embeddings"),
     ({"corpus_source": ""}, "corpus_source"), ({"eval_tokens": 0}, "eval_tokens"),
-    ({"sampler": "shuffle"}, "sampler"), ({"compute": "6ND"}, "compute"),
+    ({"sampler": "shuffle"}, "sampler"), ({"compute": "6ND"}, "compute"), ({"beta2": 1.0}, "beta2"),
+    ({"beta2": 0}, "beta2"),
 ])
 def test_invalid_spec_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
