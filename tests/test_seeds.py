@@ -26,9 +26,9 @@ RUN = dict(threads=1, device="cpu", peak_flops=1e11)
 
 
 def tiny_sweep(seeds: int) -> dict:
-    return {"name": "s", "kind": "isoflop", "corpus": {"source": "stdlib", "vocab_size": 257, "max_bytes": 300_000},
+    return {"name": "s", "kind": "isoflop", "family": {"depth": 2, "head_size": 4}, "corpus": {"source": "stdlib", "vocab_size": 257, "max_bytes": 300_000},
             "training": {"context_length": 64, "batch_size": 16, "lr": 1e-2, "seeds": seeds},
-            "isoflop": {"budgets": [6.5e9, 1.3e10], "sizes_per_budget": 3, "span": 1.5,
+            "isoflop": {"budgets": [1e10, 2e10], "sizes_per_budget": 3, "span": 1.5,
                         "center": {"tokens_per_param": 6}},
             "planning": {"device": "cpu", "min_steps": 50}}
 
