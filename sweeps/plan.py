@@ -51,9 +51,10 @@ class PlannedRun:
     D: int  # training tokens: whole steps of batch_size·context_length
     C: float  # 6·N·D
     flops: float  # exact training FLOPs (lm.accounting "exact": matmuls incl. attention)
-    memory_bytes: int  # lm.accounting.training_memory total at the run's batch size and precision
+    memory_bytes: int  # lm.accounting.training_memory total per worker (its share of the batch), at the precision
     est_seconds: float  # see the module docstring
     n_target: float | None  # the size asked for; None for explicit grid shapes
+    workers: int = 1  # data-parallel workers (resources.workers_per_run; sweeps/distributed.py)
 
     @property
     def run_id(self) -> str:
@@ -69,7 +70,7 @@ class PlannedRun:
             "run_id": self.run_id, "budget": s.budget, "N": self.N, "D": self.D, "C": self.C, "flops": self.flops,
             "tokens_per_param": self.D / self.N, "n_layers": s.n_layers, "d_model": s.d_model, "n_heads": s.n_heads,
             "batch_size": s.batch_size, "lr": s.lr, "steps": self.steps, "memory_bytes": self.memory_bytes,
-            "est_seconds": self.est_seconds, "n_target": self.n_target,
+            "est_seconds": self.est_seconds, "n_target": self.n_target, "workers": self.workers,
         }
 
 
@@ -274,9 +275,13 @@ def _planned(spec: ExperimentSpec, n_target, config: SweepConfig, device_kind: s
     evals = spec.steps // train_config.eval_every + (spec.steps % train_config.eval_every != 0)
     eval_tokens = spec.eval_tokens // spec.context_length * spec.context_length
     eval_flops = evals * eval_tokens * forward_flops_per_token(model)
+    k = config.resources.workers_for(N)  # k workers share each step's FLOPs; each evaluates in full
+    if spec.batch_size % k:
+        raise SweepConfigError("resources.workers_per_run", f"{k} workers cannot split batch_size {spec.batch_size}"
+                               f" of the run of N={N:,} evenly; choose a batch size divisible by {k}")
     return PlannedRun(
         spec=spec, N=N, D=spec.tokens, C=6.0 * N * spec.tokens, flops=flops,
-        memory_bytes=training_memory(model, batch_size=spec.batch_size, precision=precision).total,
-        est_seconds=spec.steps * step_seconds + (flops + eval_flops) / fps + config.planning.overhead_seconds,
-        n_target=n_target,
+        memory_bytes=training_memory(model, batch_size=spec.batch_size // k, precision=precision).total,
+        est_seconds=spec.steps * step_seconds + (flops / k + eval_flops) / fps + config.planning.overhead_seconds,
+        n_target=n_target, workers=k,
     )
