@@ -18,6 +18,8 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
 - Runs bigger than one device (resources.workers_per_run) are one task each that trains the run on
   Ray Train workers (sweeps/distributed.py), under the same lease, retries and store; a sweep whose runs
   need more workers than the cluster can ever hold ends before anything is written.
+- Warm workers. The local Ray this module starts has its worker processes import torch and our training
+  code as they start (sweeps/warm.py, Ray's preload_python_modules), while the driver plans and tokenizes.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
@@ -42,7 +44,9 @@ from experiments.spec import ExperimentSpec
 from sweeps.config import SweepConfig
 from sweeps.distributed import check_placeable, ddp_task
 from sweeps.plan import SweepPlan, plan
-from sweeps.schedule import concurrency_cap, order_longest_first, pending_runs, resources_for
+from sweeps.schedule import GPU_MEMORY_BYTES, concurrency_cap, order_longest_first, pending_runs, resources_for
+
+WARM_MODULE = "sweeps.warm"  # imported by every worker of the local Ray as it starts
 
 
 class RayUnavailableError(RuntimeError):
@@ -139,7 +143,7 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> tuple[obje
             raise RayUnavailableError(f"cannot join the Ray cluster at {where}: {str(e).splitlines()[0]}") from None
         return ray, False
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
-             log_to_driver=False, logging_level="warning")
+             log_to_driver=False, logging_level="warning", _system_config={"preload_python_modules": [WARM_MODULE]})
     return ray, True
 
 
@@ -175,7 +179,7 @@ def _gpu_memory_bytes() -> float | None:
             return float(torch.cuda.get_device_properties(0).total_memory)
     except Exception:  # the driver may sit on a CPU-only head node
         pass
-    return 80e9  # a conservative datacenter GPU when the driver cannot see one
+    return GPU_MEMORY_BYTES  # a conservative datacenter GPU when the driver cannot see one
 
 
 def launch(

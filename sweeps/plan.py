@@ -15,7 +15,9 @@ sweep file with new budgets or sizes leaves the old runs' ids unchanged. Runs wh
 targets on one shape) are planned once.
 
 Time estimate (documented assumptions, not a measurement):
-    seconds = steps · step_overhead + (exact training FLOPs + evaluation FLOPs) / achieved FLOP/s + overhead
+    seconds = steps · step_overhead + (exact training FLOPs / k + evaluation FLOPs) / achieved FLOP/s + overhead
+with k the run's data-parallel workers (resources.workers_per_run; each evaluates in full), whose memory
+estimate is per worker, at batch_size/k (`SweepPlan.oversized` names GPU runs that exceed one GPU).
 Small models are bound by the fixed cost of a step (Python, autograd, optimizer, kernel launches), bigger
 ones by FLOPs. Defaults by device kind (override in `planning:` or as plan() arguments):
     cpu  10 ms per step and 1e10 FLOP/s: one run on one core of a 2-core x86 VM trains 10^4–3·10^5-parameter
@@ -35,6 +37,7 @@ from lm.accounting import forward_flops_per_token, param_counts, training_flops_
 from lm.model import ModelConfig
 from lm.shapes import shape_for_params
 from sweeps.config import Shape, SweepConfig, SweepConfigError
+from sweeps.schedule import GPU_MEMORY_BYTES, MEMORY_SAFETY
 
 DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
 DEFAULT_STEP_OVERHEAD_SECONDS = {"cpu": 0.010, "gpu": 0.005}
@@ -111,6 +114,13 @@ class SweepPlan:
     def est_seconds(self) -> dict[str, float]:
         return {r.run_id: r.est_seconds for r in self.runs}
 
+    def oversized(self, gpu_memory_bytes: float = GPU_MEMORY_BYTES) -> list[PlannedRun]:
+        """GPU runs whose per-worker memory estimate, with the scheduler's safety factor, exceeds one GPU:
+        sizes that need (more) data-parallel workers, resources.workers_per_run, each with less of the batch."""
+        if self.device_kind != "gpu":
+            return []
+        return [r for r in self.runs if r.memory_bytes * MEMORY_SAFETY > gpu_memory_bytes]
+
     def to_rows(self) -> list[dict]:
         """One flat dict per run (PlannedRun.to_row), in plan order."""
         return [r.to_row() for r in self.runs]
@@ -122,7 +132,8 @@ class SweepPlan:
             "step_overhead_seconds": self.step_overhead_seconds,
             "totals": {"runs": len(self.runs), "C": self.total_C, "flops": self.total_flops,
                        "serial_seconds": self.serial_seconds,
-                       "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0)},
+                       "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0),
+                       "oversized_runs": len(self.oversized())},
             "runs": self.to_rows(),
         }
 

@@ -28,6 +28,7 @@ from experiments.store import TERMINAL
 from lm.accounting import training_memory
 
 MEMORY_SAFETY = 1.5  # allocator fragmentation, CUDA context and kernels' workspace on top of the estimate
+GPU_MEMORY_BYTES = 80e9  # a datacenter GPU: what plans assume, and launches when the driver cannot see one
 MAX_RUNS_PER_GPU = 16
 
 
