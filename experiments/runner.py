@@ -19,7 +19,9 @@ Notable choices:
 - `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
   with the same row columns.
 - Two processes must not run the same run id into one store at once: the sweep driver holds the run's
-  lease (experiments/lease.py) while its task runs.
+  lease (experiments/lease.py) while its task runs. A data-parallel run is one run trained by k ranks
+  in step (lm/parallel.py): rank 0 calls run_experiment and writes everything; the other ranks call
+  `follow_experiment`, which trains alongside and writes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from experiments.spec import ExperimentSpec
 from lm import checkpoint
 from lm.accounting import compute_columns, compute_per_token, flop_convention
 from lm.data import TokenizedCorpus
+from lm.parallel import DataParallel
 from lm.train import CurvePoint, TrainResult, train
 
 PROGRESS_SECONDS = 10.0
@@ -73,6 +76,7 @@ def run_experiment(
     on_progress: Callable[[CurvePoint, int], None] | None = None,
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
+    parallel: DataParallel | None = None,
 ) -> dict:
     """Train `spec` into `<store>/runs/<spec.run_id>/` and return its results-table row (see store.ROW_COLUMNS).
 
@@ -82,6 +86,7 @@ def run_experiment(
     stop_after_step: stop after this many steps as an interruption would (status "interrupted", resumable;
         the row is returned but not written, since the run is not done).
     peak_flops: the device's peak FLOP/s for MFU; measured (and cached) when None.
+    parallel: rank 0 of a data-parallel run (the other ranks call follow_experiment).
     Raises ValueError, before writing anything, for a bad sweep name or a corpus that is not the spec's.
     """
     st.check_name(sweep, "sweep name")
@@ -112,12 +117,12 @@ def run_experiment(
             st.write_json(folder / st.STATUS, status)
             last_write[0] = time.monotonic()
 
-    every = max(1, spec.steps // CHECKPOINTS_PER_RUN) if checkpoint_every is None else checkpoint_every
+    every = checkpoint_interval(spec, checkpoint_every)
     started = time.perf_counter()
     try:
         config = spec.train_config(device=device, threads=threads, compile=compile)
         result = train(config, corpus, checkpoint_dir=folder, checkpoint_every=every, on_progress=progress,
-                       stop_after_step=stop_after_step, peak_flops=peak_flops)
+                       stop_after_step=stop_after_step, peak_flops=peak_flops, parallel=parallel)
     except (KeyboardInterrupt, SystemExit) as e:
         status.update(status="interrupted", error=f"{type(e).__name__} during attempt {status['attempts']}",
                       updated_at=_now())
@@ -152,6 +157,39 @@ def run_experiment(
     if not keep_checkpoint:
         (folder / checkpoint.FILENAME).unlink(missing_ok=True)
     return row
+
+
+def checkpoint_interval(spec: ExperimentSpec, checkpoint_every: int | None) -> int:
+    """Steps between checkpoints: checkpoint_every, or every ~1/CHECKPOINTS_PER_RUN of the run when None."""
+    return max(1, spec.steps // CHECKPOINTS_PER_RUN) if checkpoint_every is None else checkpoint_every
+
+
+def follow_experiment(
+    spec: ExperimentSpec,
+    *,
+    store: str | Path,
+    corpus_path: str | Path,
+    parallel: DataParallel,
+    device: str = "auto",
+    threads: int | None = None,
+    compile: bool = False,
+    checkpoint_every: int | None = None,
+    stop_after_step: int | None = None,
+    peak_flops: float | None = None,
+) -> None:
+    """Rank `parallel.rank` > 0 of a data-parallel run whose rank 0 calls run_experiment with the same
+    arguments: trains in step with it (resuming from the same checkpoint) and writes nothing to the store."""
+    if parallel.is_writer:
+        raise ValueError("follow_experiment is for ranks > 0; rank 0 calls run_experiment")
+    corpus = TokenizedCorpus.load(corpus_path)
+    check_corpus(spec, corpus)
+    existing = st.read_row(store, spec.run_id)
+    if existing is not None and existing.get("status") in ("completed", "diverged"):
+        return  # rank 0 returns the stored row without training too
+    config = spec.train_config(device=device, threads=threads, compile=compile)
+    train(config, corpus, checkpoint_dir=st.run_dir(store, spec.run_id),
+          checkpoint_every=checkpoint_interval(spec, checkpoint_every), stop_after_step=stop_after_step,
+          peak_flops=peak_flops, parallel=parallel)
 
 
 def record_failure(spec: ExperimentSpec, *, store: str | Path, sweep: str, error: str) -> dict:

@@ -32,6 +32,7 @@ from lm.batches import SAMPLERS, RepeatedDataWarning, windows_per_pass
 from lm.device import measure_peak_flops, select, set_threads
 from lm.model import ModelConfig, Transformer
 from lm.optim import BETA1, Schedule, beta2_for_batch, make_optimizer
+from lm.parallel import DataParallel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +143,7 @@ class TrainResult:
     precision: str
     resumed_from_step: int | None
     param_counts: dict
+    workers: int = 1  # data-parallel ranks that trained it (lm/parallel.py); mfu is per device
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,18 +176,25 @@ def train(
     on_progress: Progress | None = None,
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Train `config.model` on `corpus` (a lm.data.TokenizedCorpus); resume from `checkpoint_dir` if it holds one.
 
     checkpoint_every: steps between checkpoints (rounded up to a logging boundary); 0 = only at the end.
     stop_after_step: stop early after this many steps (leaving a checkpoint), as an interruption would.
     peak_flops: the device's peak FLOP/s for MFU; measured by a matmul probe when not given.
+    parallel: this process's rank when the run is data-parallel (lm/parallel.py); only rank 0 writes
+        checkpoints and calls on_progress.
     """
     if corpus.vocab_size > config.model.vocab_size:
         raise ValueError(
             f"corpus vocab_size {corpus.vocab_size} exceeds ModelConfig.vocab_size {config.model.vocab_size}"
         )
     set_threads(config.threads)
+    if parallel is not None:
+        parallel.check_batch(config.batch_size)
+        if not parallel.is_writer:
+            on_progress = None
     placement = select(config.device, config.precision)
     train_batch = dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed,
                        sampler=config.sampler)
@@ -200,6 +209,9 @@ def train(
     counts = checked_param_counts(model)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(BETA1, config.beta2))
     step_model = torch.compile(model) if config.compile else model
+    eval_model = step_model
+    if parallel is not None:
+        step_model = parallel.wrap(step_model, placement.device)
 
     flops_per_step = training_flops_per_token(config.model) * config.tokens_per_step
     steps, log_every = config.steps, config.log_every
@@ -221,7 +233,7 @@ def train(
         wall_before, train_before = state["wall_seconds"], state["train_seconds"]
 
     def save_checkpoint(step: int):
-        if ckpt_path is None:
+        if ckpt_path is None or (parallel is not None and not parallel.is_writer):
             return
         checkpoint.save(ckpt_path, {
             "config": _jsonable(config.identity()), "corpus": corpus.fingerprint, "step": step,
@@ -248,6 +260,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = corpus.get_batch("train", step=s, **train_batch)
+            if parallel is not None:
+                x, y = parallel.shard(x, y)
             x, y = x.to(placement.device, non_blocking=True), y.to(placement.device, non_blocking=True)
             with torch.autocast(placement.device.type, dtype=placement.autocast_dtype, enabled=placement.autocast_dtype is not None):
                 _, loss = step_model(x, y)
@@ -257,7 +271,7 @@ def train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses[i] = loss.detach()
-        window = losses.cpu()
+        window = (losses if parallel is None else parallel.mean(losses)).cpu()
         train_time += time.perf_counter() - t0
         bad = (~torch.isfinite(window)) | (window > divergence_loss)
         if bad.any():
@@ -269,7 +283,7 @@ def train(
         step = window_end
         val = None
         if step % config.eval_every == 0 or step == steps:
-            val = evaluate(step_model, val_batches, placement)
+            val = evaluate(eval_model, val_batches, placement)
         point = CurvePoint(step=step, tokens=step * config.tokens_per_step, flops=step * flops_per_step,
                            train_loss=float(window.mean()), val_loss=val, lr=lr)
         curve.append(point)
@@ -285,6 +299,7 @@ def train(
     trained_tokens = (diverged_at if diverged_at is not None else step) * config.tokens_per_step
     tokens_per_second = (trained_tokens - (resumed_from or 0) * config.tokens_per_step) / max(train_time, 1e-9)
     final_val = curve[-1].val_loss if status == "completed" and curve else None
+    workers = parallel.world_size if parallel is not None else 1
     return TrainResult(
         status=status, message=message,
         steps=diverged_at if diverged_at is not None else step,
@@ -295,9 +310,9 @@ def train(
         final_val_loss=final_val, diverged_at_step=diverged_at, curve=tuple(curve),
         wall_seconds=wall_before + time.perf_counter() - t_start, train_seconds=train_seconds,
         tokens_per_second=tokens_per_second,
-        mfu=tokens_per_second * training_flops_per_token(config.model) / peak,
+        mfu=tokens_per_second * training_flops_per_token(config.model) / (peak * workers),
         peak_flops=peak, device=placement.name, precision=placement.precision,
-        resumed_from_step=resumed_from, param_counts=counts.to_dict(),
+        resumed_from_step=resumed_from, param_counts=counts.to_dict(), workers=workers,
     )
 
 

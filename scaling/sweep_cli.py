@@ -79,15 +79,18 @@ def cmd_plan(args) -> int:
           f"{'exact FLOPs' if config.compute == 'exact' else '6·N·D'}, shapes: {config.family.describe()});"
           f" estimates assume {sweep_plan.device_kind} at {sweep_plan.flops_per_second:.2g} FLOP/s")
     header = (f"{'run id':<16} {'budget':>9} {'layers':>6} {'width':>5} {'heads':>5} {'N':>11} {'D':>13} {'D/N':>6} "
-              f"{'C':>9} {'exact':>9} {'lr':>8} {'seed':>4} {'memory':>9} {'est s':>7}")
+              f"{'C':>9} {'exact':>9} {'lr':>8} {'seed':>4} {'memory':>9} {'est s':>7} {'workers':>7}")
     print(header)
     for r in sweep_plan.to_rows():
         budget = f"{r['budget']:.2e}" if r["budget"] else "-"
         print(f"{r['run_id']:<16} {budget:>9} {r['n_layers']:>6} {r['d_model']:>5} {r['n_heads']:>5} {r['N']:>11,}"
               f" {r['D']:>13,} {r['tokens_per_param']:>6.1f} {r['C']:>9.2e} {r['flops_exact']:>9.2e} {r['lr']:>8.1e}"
-              f" {r['seed']:>4} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f}")
+              f" {r['seed']:>4} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f} {r['workers']:>7}")
     print(f"{len(sweep_plan.runs)} runs, total C = {sweep_plan.total_C:.3e} FLOPs "
           f"({sweep_plan.total_flops:.3e} exact), about {sweep_plan.serial_seconds / 60:.1f} min one after another")
+    if big := sweep_plan.oversized():
+        print(f"{len(big)} runs (N up to {max(r.N for r in big):,}) need more memory than one 80 GB GPU holds with "
+              f"the scheduler's safety factor: raise resources.workers_per_run or lower workers_from_N")
     return 0
 
 

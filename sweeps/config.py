@@ -14,7 +14,7 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
                 beta2: auto (AdamW β2 for the batch's tokens, lm.optim.beta2_for_batch; or a number)}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
     grid:      {N or shapes (required); D or tokens_per_param (required)}
-    resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null}
+    resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null, workers_per_run: 1, workers_from_N: null}
     planning:  {device, flops_per_second, step_overhead_seconds, overhead_seconds: 1, min_steps: 100}
 
 Value forms:
@@ -32,7 +32,11 @@ Value forms:
                  law). Sizes: `sizes_per_budget` log-spaced targets from N_opt/span to N_opt·span.
     grid.shapes  explicit models [{n_layers, d_model, n_heads}, ...] instead of N targets.
     resources.gpus_per_run  "auto" (a fraction of a GPU sized from the memory estimate, see
-                 sweeps/schedule.py) or a number in [0, 1]; one run never spans GPUs.
+                 sweeps/schedule.py) or a number in [0, 1]; one worker never spans GPUs.
+    resources.workers_per_run  k > 1 trains each run of N >= workers_from_N (every run when null)
+                 data-parallel on k Ray Train workers (sweeps/distributed.py), each with cpus_per_run CPUs
+                 and, on GPU, one whole GPU; batch_size must divide by k. It changes where a run trains,
+                 not its numbers, so not its run id.
 
 Errors: any unknown key (at any level), missing required key, duplicated key, wrong type or impossible
 value raises SweepConfigError naming the file, the key path (`training.batch_size`,
@@ -299,6 +303,8 @@ class ResourcesSection:
     cpus_per_run: int = 1
     gpus_per_run: float | str = "auto"  # "auto" or a fraction in [0, 1]
     max_concurrent: int | None = None  # None: as many as the resources allow
+    workers_per_run: int = 1  # data-parallel workers of one run (sweeps/distributed.py)
+    workers_from_N: float | None = None  # runs with N >= this use workers_per_run; None: every run
 
     def __post_init__(self):
         _require(self.cpus_per_run >= 1, "cpus_per_run", f"must be >= 1, got {self.cpus_per_run!r}")
@@ -307,6 +313,13 @@ class ResourcesSection:
                  f"got {self.gpus_per_run!r}")
         _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent",
                  f"must be >= 1 or null, got {self.max_concurrent!r}")
+        _require(self.workers_per_run >= 1, "workers_per_run", f"must be >= 1, got {self.workers_per_run!r}")
+        _require(self.workers_from_N is None or self.workers_from_N > 0, "workers_from_N",
+                 f"must be positive or null, got {self.workers_from_N!r}")
+
+    def workers_for(self, N: float) -> int:
+        """Data-parallel workers of a run of N parameters."""
+        return self.workers_per_run if self.workers_from_N is None or N >= self.workers_from_N else 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -532,7 +545,8 @@ _READERS = {
     IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),
     Shape: dict(n_layers=_integer, d_model=_integer, n_heads=_integer),
     GridSection: dict(N=_values, shapes=_shapes, D=lambda v, k: _values(v, k, _integer), tokens_per_param=_values),
-    ResourcesSection: dict(cpus_per_run=_integer, gpus_per_run=_gpus, max_concurrent=_integer),
+    ResourcesSection: dict(cpus_per_run=_integer, gpus_per_run=_gpus, max_concurrent=_integer,
+                           workers_per_run=_integer, workers_from_N=_number),
     PlanningSection: dict(device=_string, flops_per_second=_number, step_overhead_seconds=_number,
                           overhead_seconds=_number, min_steps=_integer),
     SweepConfig: dict(name=_string, kind=_string, n_convention=_string, compute=_string, family=_family,

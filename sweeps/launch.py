@@ -15,6 +15,11 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   `max_retries` times) and continues from the run's last checkpoint in the store.
 - One tokenization per sweep. The driver prepares the corpus into `<store>/corpora/`; every task opens
   that folder by path. On a cluster the store must be on a filesystem every node sees.
+- Runs bigger than one device (resources.workers_per_run) are one task each that trains the run on
+  Ray Train workers (sweeps/distributed.py), under the same lease, retries and store; a sweep whose runs
+  need more workers than the cluster can ever hold ends before anything is written.
+- Warm workers. The local Ray this module starts has its worker processes import torch and our training
+  code as they start (sweeps/warm.py, Ray's preload_python_modules), while the driver plans and tokenizes.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
@@ -37,8 +42,11 @@ from experiments import lease, store as st
 from experiments.runner import record_failure
 from experiments.spec import ExperimentSpec
 from sweeps.config import SweepConfig
+from sweeps.distributed import check_placeable, ddp_task
 from sweeps.plan import SweepPlan, plan
-from sweeps.schedule import concurrency_cap, order_longest_first, pending_runs, resources_for
+from sweeps.schedule import GPU_MEMORY_BYTES, concurrency_cap, order_longest_first, pending_runs, resources_for
+
+WARM_MODULE = "sweeps.warm"  # imported by every worker of the local Ray as it starts
 
 
 class RayUnavailableError(RuntimeError):
@@ -135,7 +143,7 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> tuple[obje
             raise RayUnavailableError(f"cannot join the Ray cluster at {where}: {str(e).splitlines()[0]}") from None
         return ray, False
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
-             log_to_driver=False, logging_level="warning")
+             log_to_driver=False, logging_level="warning", _system_config={"preload_python_modules": [WARM_MODULE]})
     return ray, True
 
 
@@ -171,7 +179,7 @@ def _gpu_memory_bytes() -> float | None:
             return float(torch.cuda.get_device_properties(0).total_memory)
     except Exception:  # the driver may sit on a CPU-only head node
         pass
-    return 80e9  # a conservative datacenter GPU when the driver cannot see one
+    return GPU_MEMORY_BYTES  # a conservative datacenter GPU when the driver cannot see one
 
 
 def launch(
@@ -203,6 +211,10 @@ def launch(
     ray, started_here = start_ray(address)  # first: an unreachable cluster leaves the store untouched
     keeper = None
     try:
+        planned = {r.run_id: r for r in sweep_plan.runs}
+        check_placeable([planned[s.run_id] for s in todo], cpus_per_worker=config.resources.cpus_per_run,
+                        device="cuda" if _device_kind(config, ray) == "gpu" else "cpu", nodes=ray.nodes(),
+                        source=config.source)
         corpus = prepare_sweep_corpus(config, store)
         st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
         keeper = lease.LeaseKeeper(store, ttl_seconds=lease_seconds)
@@ -242,6 +254,8 @@ class _Driver:
                                    max_concurrent=max_concurrent or self.res.max_concurrent)
         self.gpu_memory = _gpu_memory_bytes() if self.device_kind == "gpu" else None
         self.remote = ray.remote(max_retries=0)(train_task)  # retries are ours: they resume and are counted
+        self.ddp_remote = ray.remote(max_retries=0, num_cpus=0)(ddp_task)  # its Ray Train workers hold the resources
+        self.workers = {r.run_id: r.workers for r in sweep_plan.runs}
         self.flops = {r.run_id: r.flops for r in sweep_plan.runs}
         self.in_flight: dict = {}  # ObjectRef -> spec
         self.waiting: dict[str, ExperimentSpec] = {}  # runs another driver holds
@@ -253,7 +267,7 @@ class _Driver:
         """Train `queue` (longest first); return (interrupted, message)."""
         try:
             while queue or self.in_flight or self.waiting:
-                while queue and len(self.in_flight) < self.cap:
+                while queue and self.has_room(queue[0]):
                     spec = queue.pop(0)
                     if self.claim(spec):
                         self.submit(spec)
@@ -274,6 +288,11 @@ class _Driver:
             return True, "interrupted: runs in flight were stopped and will resume from their checkpoints on relaunch"
         return False, ""
 
+    def has_room(self, spec: ExperimentSpec) -> bool:
+        """Whether `spec` may start: its workers fit under the cap beside those in flight (alone, it always may)."""
+        busy = sum(self.workers[s.run_id] for s in self.in_flight.values())
+        return not self.in_flight or busy + self.workers[spec.run_id] <= self.cap
+
     def claim(self, spec: ExperimentSpec) -> bool:
         """Take the run's lease; False if another driver holds it (it waits) or finished it meanwhile."""
         run_id = spec.run_id
@@ -292,8 +311,11 @@ class _Driver:
         resources = resources_for(spec, device_kind=self.device_kind, gpu_memory_bytes=self.gpu_memory,
                                   cpus_per_run=self.res.cpus_per_run, gpus_per_run=self.res.gpus_per_run)
         device = "cuda" if self.device_kind == "gpu" else "cpu"
-        ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(
-            spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device)
+        args = (spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device)
+        if self.workers[spec.run_id] > 1:
+            ref = self.ddp_remote.options(name=f"run-{spec.run_id}").remote(*args, self.workers[spec.run_id])
+        else:
+            ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(*args)
         self.in_flight[ref] = spec
         self.attempts[spec.run_id] = self.attempts.get(spec.run_id, 0) + 1
 

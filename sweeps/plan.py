@@ -17,7 +17,9 @@ sweep file with new budgets or sizes leaves the old runs' ids unchanged. Runs wh
 targets on one shape) are planned once.
 
 Time estimate (documented assumptions, not a measurement):
-    seconds = steps · step_overhead + (exact training FLOPs + evaluation FLOPs) / achieved FLOP/s + overhead
+    seconds = steps · step_overhead + (exact training FLOPs / k + evaluation FLOPs) / achieved FLOP/s + overhead
+with k the run's data-parallel workers (resources.workers_per_run; each evaluates in full), whose memory
+estimate is per worker, at batch_size/k (`SweepPlan.oversized` names GPU runs that exceed one GPU).
 Small models are bound by the fixed cost of a step (Python, autograd, optimizer, kernel launches), bigger
 ones by FLOPs. Defaults by device kind (override in `planning:` or as plan() arguments):
     cpu  10 ms per step and 1e10 FLOP/s: one run on one core of a 2-core x86 VM trains 10^4–3·10^5-parameter
@@ -38,6 +40,7 @@ from lm.accounting import (compute_per_token, forward_flops_per_token, param_cou
 from lm.model import ModelConfig
 from sweeps.config import Shape, SweepConfig, SweepConfigError
 from sweeps.replicates import replicates
+from sweeps.schedule import GPU_MEMORY_BYTES, MEMORY_SAFETY
 
 DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
 DEFAULT_STEP_OVERHEAD_SECONDS = {"cpu": 0.010, "gpu": 0.005}
@@ -54,9 +57,10 @@ class PlannedRun:
     D: int  # training tokens: whole steps of batch_size·context_length
     C: float  # compute under the sweep's convention (exact FLOPs, or 6·N·D): what `budget` counts
     flops: float  # exact training FLOPs (lm.accounting "exact": matmuls incl. attention)
-    memory_bytes: int  # lm.accounting.training_memory total at the run's batch size and precision
+    memory_bytes: int  # lm.accounting.training_memory total per worker (its share of the batch), at the precision
     est_seconds: float  # see the module docstring
     n_target: float | None  # the size asked for; None for explicit grid shapes
+    workers: int = 1  # data-parallel workers (resources.workers_per_run; sweeps/distributed.py)
 
     @property
     def run_id(self) -> str:
@@ -74,7 +78,7 @@ class PlannedRun:
             "d_model": s.d_model, "n_heads": s.n_heads, "head_size": s.d_model // s.n_heads,
             "batch_size": s.batch_size, "lr": s.lr, "seed": s.seed, "beta2": s.beta2, "steps": self.steps,
             "memory_bytes": self.memory_bytes,
-            "est_seconds": self.est_seconds, "n_target": self.n_target,
+            "est_seconds": self.est_seconds, "n_target": self.n_target, "workers": self.workers,
         }
 
 
@@ -115,6 +119,13 @@ class SweepPlan:
     def est_seconds(self) -> dict[str, float]:
         return {r.run_id: r.est_seconds for r in self.runs}
 
+    def oversized(self, gpu_memory_bytes: float = GPU_MEMORY_BYTES) -> list[PlannedRun]:
+        """GPU runs whose per-worker memory estimate, with the scheduler's safety factor, exceeds one GPU:
+        sizes that need (more) data-parallel workers, resources.workers_per_run, each with less of the batch."""
+        if self.device_kind != "gpu":
+            return []
+        return [r for r in self.runs if r.memory_bytes * MEMORY_SAFETY > gpu_memory_bytes]
+
     def to_rows(self) -> list[dict]:
         """One flat dict per run (PlannedRun.to_row), in plan order."""
         return [r.to_row() for r in self.runs]
@@ -127,7 +138,8 @@ class SweepPlan:
             "step_overhead_seconds": self.step_overhead_seconds,
             "totals": {"runs": len(self.runs), "C": self.total_C, "flops": self.total_flops,
                        "serial_seconds": self.serial_seconds,
-                       "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0)},
+                       "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0),
+                       "oversized_runs": len(self.oversized())},
             "runs": self.to_rows(),
         }
 
@@ -293,10 +305,14 @@ def _planned(spec: ExperimentSpec, n_target, config: SweepConfig, device_kind: s
     evals = spec.steps // train_config.eval_every + (spec.steps % train_config.eval_every != 0)
     eval_tokens = spec.eval_tokens // spec.context_length * spec.context_length
     eval_flops = evals * eval_tokens * forward_flops_per_token(model)
+    k = config.resources.workers_for(N)  # k workers share each step's FLOPs; each evaluates in full
+    if spec.batch_size % k:
+        raise SweepConfigError("resources.workers_per_run", f"{k} workers cannot split batch_size {spec.batch_size}"
+                               f" of the run of N={N:,} evenly; choose a batch size divisible by {k}")
     return PlannedRun(
         spec=spec, N=N, D=spec.tokens, C=spec.tokens * compute_per_token(model, spec.compute, spec.n_convention),
         flops=flops,
-        memory_bytes=training_memory(model, batch_size=spec.batch_size, precision=precision).total,
-        est_seconds=spec.steps * step_seconds + (flops + eval_flops) / fps + config.planning.overhead_seconds,
-        n_target=n_target,
+        memory_bytes=training_memory(model, batch_size=spec.batch_size // k, precision=precision).total,
+        est_seconds=spec.steps * step_seconds + (flops / k + eval_flops) / fps + config.planning.overhead_seconds,
+        n_target=n_target, workers=k,
     )

@@ -12,6 +12,9 @@ tested on its own.
 - GPU sharing: a run's GPU fraction is its memory estimate (lm.accounting.training_memory) times a
   safety factor over the GPU's memory, clamped to [1/16, 1] and rounded up to 1/k, so k small runs
   share one GPU when their estimates fit and big runs get it alone.
+- Data-parallel runs (resources.workers_per_run) take one whole GPU per worker and count as that many
+  runs against the concurrency cap; a sweep whose runs need more workers than the cluster can ever hold
+  at once is refused before anything is written (`workers_placeable`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from experiments.store import TERMINAL
 from lm.accounting import training_memory
 
 MEMORY_SAFETY = 1.5  # allocator fragmentation, CUDA context and kernels' workspace on top of the estimate
+GPU_MEMORY_BYTES = 80e9  # a datacenter GPU: what plans assume, and launches when the driver cannot see one
 MAX_RUNS_PER_GPU = 16
 
 
@@ -137,3 +141,20 @@ def makespan_seconds(est_seconds: Iterable[float], slots: int) -> float:
     for seconds in sorted(est_seconds, reverse=True):
         heapq.heapreplace(loads, loads[0] + seconds)
     return max(loads)
+
+
+def workers_placeable(nodes: Iterable[Mapping[str, float]], *, cpus_per_worker: int, gpus_per_worker: int) -> int:
+    """How many data-parallel workers the nodes hold at once, each worker whole on one node.
+
+    nodes: each alive node's total resources ({"CPU": 16, "GPU": 8, ...}, as ray.nodes() gives them).
+    """
+    if cpus_per_worker < 1 or gpus_per_worker < 0:
+        raise ValueError(f"cpus_per_worker must be >= 1 and gpus_per_worker >= 0, got {cpus_per_worker}, "
+                         f"{gpus_per_worker}")
+    total = 0
+    for node in nodes:
+        fit = int(node.get("CPU", 0) // cpus_per_worker)
+        if gpus_per_worker:
+            fit = min(fit, int(node.get("GPU", 0) // gpus_per_worker))
+        total += fit
+    return total
