@@ -79,7 +79,7 @@ class PredictionRecord:
 @dataclass(frozen=True)
 class FixedPrediction:
     """What `fix_prediction` did: `action` is "written" (no file before), "kept" (the same test was already
-    recorded) or "replaced" (`message` says why)."""
+    recorded) or "replaced"; `message` says so (and why) in a sentence."""
 
     record: PredictionRecord
     path: str
@@ -111,15 +111,15 @@ def fix_prediction(path: str | Path, *, fit: StudyFit, headline: Headline, runs:
                            headline=headline, runs=tuple(runs))
     old = read_record(path)
     if old is not None and old.same_test(new):
-        return FixedPrediction(old, str(path), "kept", f"{path}: the same prediction, recorded {old.created_at} "
-                                                       f"(fit {old.fit_sha256[:12]}), kept")
+        return FixedPrediction(old, str(path), "kept", f"the same prediction, recorded {old.created_at} "
+                                                       f"(fit {old.fit_sha256[:12]}), is kept")
     if old is None:
-        action, message = "written", f"{path}: prediction recorded before the validation runs train"
+        action, message = "written", "prediction recorded before the validation runs train"
     else:
         new = dataclasses.replace(new, replaces=(old.fit_sha256, old.created_at))
         why = ("the fit changed" if old.fit_sha256 != new.fit_sha256
                else "the validation design changed (budgets, predictor or runs)")
-        action, message = "replaced", (f"{path}: {why}: the prediction of {old.created_at} (fit "
+        action, message = "replaced", (f"{why}: the prediction of {old.created_at} (fit "
                                        f"{old.fit_sha256[:12]}) is replaced by a new one (fit {new.fit_sha256[:12]})")
     atomicio.write_json(path, to_tree(new))
     return FixedPrediction(new, str(path), action, message)

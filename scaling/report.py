@@ -49,8 +49,7 @@ def _blocks(s: StudySummary) -> list[tuple]:
 def _validation_blocks(s: StudySummary) -> list[tuple]:
     record = s.prediction.record
     blocks: list[tuple] = [("h2", "Validation: runs the fit never saw")]
-    replaced = (f" It replaced the prediction of {record.replaces[1]} (fit {record.replaces[0][:12]}): "
-                f"{s.prediction.message.split(': ', 1)[1]}." if s.prediction.action == "replaced" else "")
+    replaced = f" An earlier prediction was replaced ({s.prediction.message})." if s.prediction.action == "replaced" else ""
     blocks.append(("p", f"What follows was predicted before any validation run trained: prediction.json, recorded "
                         f"{record.created_at} (UTC), fit sha256 {record.fit_sha256}, headline "
                         f"{PREDICTOR_NAMES.get(record.headline.predictor, record.headline.predictor)}; each run's "

@@ -260,7 +260,7 @@ def run_study(
                for m in multiples]
     fixed = fix_prediction(out_dir / PREDICTION_FILE, fit=fit, headline=designs[0].headline,
                            runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
-    log(fixed.message)  # written (or kept) before any validation run trains
+    log(f"{fixed.path}: {fixed.message}")  # written (or kept) before any validation run trains
     t = time.monotonic()
     validations = tuple(_validate(config, d, store, sweep_plan, fixed.record.created, log) for d in designs)
     timings["validation_seconds"] = time.monotonic() - t
