@@ -33,10 +33,13 @@ from analysis.kaplan import compute_frontier  # noqa: E402
 from analysis.prediction import APPROACH_NAMES, allocation_from_n_opt, tokens_at  # noqa: E402
 
 if TYPE_CHECKING:
+    from typing import Sequence
+
     from analysis.envelope import EnvelopeFit
     from analysis.hyperparams import HyperparamFit
     from analysis.isoflop import IsoFlopFit
     from analysis.study_fit import StudyFit
+    from analysis.validation import ValidationPoint
 
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
@@ -50,6 +53,8 @@ CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 DEEPSEEK_LR = (0.3118, -0.1250)
 LOSS_LABEL = "final validation loss (nats/token)"
 EXTEND = 100.0  # predictions run to 100× the largest budget
+PREDICTOR_COLOURS = {"frontier": APPROACH_COLOURS[2], "approach3": APPROACH_COLOURS[3]}
+PREDICTOR_LABELS = {"frontier": "loss frontier", "approach3": "Approach 3"}
 
 
 def chinchilla_n_opt(compute) -> np.ndarray:
@@ -150,10 +155,32 @@ def _size_colourbar(ax: Axes, cmap, lo: float, hi: float) -> None:
     ax.figure.colorbar(mappable, ax=ax, label="model size N (parameters)")
 
 
-def plot_loss_vs_compute(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None = None) -> Axes:
+def _errorbar(ax: Axes, x, y, *, xerr=None, yerr=None, **style) -> None:
+    """One point with its interval as an error bar; `xerr`/`yerr` an interval (lo, hi) around x or y."""
+    bars = {}
+    for name, centre, interval in (("xerr", x, xerr), ("yerr", y, yerr)):
+        if interval is not None and all(np.isfinite(interval)):
+            bars[name] = [[centre - interval[0]], [interval[1] - centre]]
+    ax.errorbar([x], [y], capsize=3, zorder=5, **bars, **style)
+
+
+def _plot_validation_on_compute(ax: Axes, validation: Sequence[ValidationPoint]) -> None:
+    """Each validation run's actual loss (a star) and its headline prediction with the interval beside it."""
+    for i, v in enumerate(validation):
+        if v.headline is not None:
+            predicted = v.estimate(v.headline)
+            _errorbar(ax, v.compute, predicted.value, yerr=predicted.interval, fmt="o", mfc="none", ms=7,
+                      color=PREDICTOR_COLOURS[v.headline],
+                      label=f"validation: predicted ({PREDICTOR_LABELS[v.headline]}), interval" if i == 0 else None)
+        ax.scatter([v.compute], [v.actual], marker="*", s=140, color=OKABE_ITO["black"], zorder=6,
+                   label="validation: actual" if i == 0 else None)
+
+
+def plot_loss_vs_compute(runs: pd.DataFrame, fit: StudyFit, *, validation: Sequence[ValidationPoint] = (),
+                         ax: Axes | None = None) -> Axes:
     """Final loss of every run against C, the compute frontier, Approach 3's loss at the compute-optimal
     allocation and the loss frontier through Approach 2's minima, extended to 100× the largest budget, with
-    their interval bands."""
+    their interval bands; and the validation runs, each with the headline's prediction and interval."""
     ax = _axes(ax)
     n = runs["N"].to_numpy(float)
     cmap = plt.get_cmap("cividis")
@@ -175,6 +202,7 @@ def plot_loss_vs_compute(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None =
         if np.isfinite(bands).any():
             ax.fill_between(compute, bands[:, 0], bands[:, 1], color=APPROACH_COLOURS[2], alpha=0.15, lw=0)
     ax.axvline(runs["C"].max(), color="grey", lw=0.8, ls=":", label="largest budget")
+    _plot_validation_on_compute(ax, validation)
     _size_colourbar(ax, cmap, np.log(n.min()), max(np.log(n.max()), np.log(n.min()) + 1e-9))
     ax.set_xscale("log")
     _log_loss_axis(ax)
@@ -300,9 +328,11 @@ def plot_hyperparam_law(fit: HyperparamFit, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_predicted_vs_actual(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None = None) -> Axes:
+def plot_predicted_vs_actual(runs: pd.DataFrame, fit: StudyFit, *, validation: Sequence[ValidationPoint] = (),
+                             ax: Axes | None = None) -> Axes:
     """Approach 3's predicted loss against the actual loss; held-out runs of the backtest (predicted by the fit
-    without them) marked with their intervals."""
+    without them) marked with their intervals; the validation runs with every predictor's prediction (fixed
+    before they trained) and its interval."""
     ax = _axes(ax)
     predicted = fit.predict_loss(runs["N"].to_numpy(float), runs["D"].to_numpy(float))
     ax.scatter(predicted, runs["loss"], s=16, color=OKABE_ITO["blue"], label="runs (fit on all)")
@@ -312,11 +342,19 @@ def plot_predicted_vs_actual(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | No
         lo, hi = np.array([h.interval[0] for h in held]), np.array([h.interval[1] for h in held])
         ax.errorbar(mid, [h.actual for h in held], xerr=[mid - lo, hi - mid], fmt="D", ms=6, capsize=3,
                     color=OKABE_ITO["vermillion"], label="held out (fit without them)")
-    span = np.array([min(np.nanmin(predicted), runs["loss"].min()), max(np.nanmax(predicted), runs["loss"].max())])
+    shown = [*predicted[np.isfinite(predicted)], *runs["loss"]]
+    labelled = set()
+    for v in validation:
+        for name, estimate in v.predicted:
+            _errorbar(ax, estimate.value, v.actual, xerr=estimate.interval, fmt="*", ms=13, color=PREDICTOR_COLOURS[name],
+                      label=None if name in labelled else f"validation, {PREDICTOR_LABELS[name]}")
+            labelled.add(name)
+            shown += [estimate.value, v.actual]
+    span = np.array([min(shown), max(shown)])
     ax.plot(span, span, color="grey", lw=0.8, ls="--", label="predicted = actual")
     ax.set_xlabel("predicted loss (nats/token)")
     ax.set_ylabel("actual " + LOSS_LABEL)
-    ax.set_title("Approach 3: predicted against actual")
+    ax.set_title("Predicted against actual (runs: Approach 3)")
     ax.legend(fontsize="small", frameon=False)
     return ax
 
@@ -351,13 +389,16 @@ def _save(figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame | None, out_dir) -> list[Path]:
+def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame | None, out_dir, *,
+                   validation: Sequence[ValidationPoint] = ()) -> list[Path]:
     """Draw every figure the study's results support and write each as PNG and SVG into out_dir.
 
     Figures: isoflop_profiles (Approach 2), envelope (Approach 1, with curves), loss_vs_compute,
     optimal_allocation (N_opt and D_opt), isoloss_contours (Approach 3), lr_law and batch_size_law (when
-    fitted), predicted_vs_actual (with residuals). A figure whose result is missing is not drawn. Runs are
-    cleaned as the fit cleaned them (best run per (budget, N) over hyperparameter axes). Returns the paths.
+    fitted), predicted_vs_actual (with residuals). The validation runs, where given, are drawn on
+    loss_vs_compute and predicted_vs_actual with their prediction intervals. A figure whose result is
+    missing is not drawn. Runs are cleaned as the fit cleaned them (best run per (budget, N) over
+    hyperparameter axes). Returns the paths.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -381,12 +422,12 @@ def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame
         single("isoflop_profiles", lambda ax: plot_isoflop_profiles(runs, study_fit.approach2, ax=ax))
     if study_fit.approach1 is not None and curves is not None:
         single("envelope", lambda ax: plot_envelope(curves, study_fit.approach1, ax=ax))
-    single("loss_vs_compute", lambda ax: plot_loss_vs_compute(runs, study_fit, ax=ax))
+    single("loss_vs_compute", lambda ax: plot_loss_vs_compute(runs, study_fit, validation=validation, ax=ax))
     pair("optimal_allocation", lambda ax: plot_n_opt(runs, study_fit, ax=ax),
          lambda ax: plot_d_opt(runs, study_fit, ax=ax))
     if study_fit.has_parametric:
         single("isoloss_contours", lambda ax: plot_isoloss_contours(runs, study_fit, ax=ax))
-        pair("predicted_vs_actual", lambda ax: plot_predicted_vs_actual(runs, study_fit, ax=ax),
+        pair("predicted_vs_actual", lambda ax: plot_predicted_vs_actual(runs, study_fit, validation=validation, ax=ax),
              lambda ax: plot_residuals(runs, study_fit, ax=ax))
     for law in (study_fit.lr_law, study_fit.batch_law):
         if law is not None:

@@ -163,15 +163,15 @@ def cmd_study(args) -> int:
     out = args.out or str(Path("studies") / config.name)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
-                       validation_factor=args.validation_factor, predictor=args.predictor,
+                       validation_multiples=args.validation_multiples, predictor=args.predictor,
                        on_progress=launch_progress_printer(config.name), log=log)
     _print_study(result.summary)
     print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
-    return 0 if result.summary.validation.actual_loss is not None else 1
+    return 0 if all(v.actual_loss is not None for v in result.summary.validations) else 1
 
 
 def _print_study(s) -> None:
-    fit, v = s.fit, s.validation
+    fit = s.fit
     print(f"study {s.sweep}: {s.runs.used_in_fit} runs fitted ({s.runs.trained_now} trained now, "
           f"{s.runs.already_done} reused)")
     for number, exponents in fit.exponents().items():
@@ -184,12 +184,23 @@ def _print_study(s) -> None:
     if fit.frontier is not None:
         floor = f"{fit.frontier.E:.3f} + " if fit.frontier.has_floor else ""
         print(f"  loss frontier L_opt(C) = {floor}{fit.frontier.G:.4g}·C^-{fit.frontier.gamma:.4f}")
-    headline = v.design.headline
+    headline = s.validations[0].design.headline
     print(f"  headline predictor: {headline.name} ({headline.reason})")
+    record = s.prediction.record
+    print(f"prediction.json: recorded {record.created_at} (fit sha256 {record.fit_sha256[:12]}, {s.prediction.action}) "
+          f"before the validation runs trained")
+    for multiple, v in zip(s.validation_multiples, s.validations):
+        _print_validation(multiple, v)
+
+
+def _print_validation(multiple: float, v) -> None:
     if v.actual_loss is None:
-        print(f"validation at C = {v.design.budget:.3g}: no loss ({v.status}: {v.error})")
+        print(f"validation at C = {v.design.budget:.3g} ({multiple:g}×): no loss ({v.status}: {v.error})")
         return
-    print(f"validation at C = {v.design.budget:.3g}: N = {v.n:,}, D = {v.d:,}, actual loss {v.actual_loss:.4f}")
+    print(f"validation at C = {v.design.budget:.3g} ({multiple:g}×): N = {v.n:,}, D = {v.d:,}, seed "
+          f"{v.design.spec.seed}, actual loss {v.actual_loss:.4f}")
+    if v.trained_after_prediction is False:
+        print("  note: trained before this prediction was recorded: not a test fixed in advance")
     for c in v.comparisons:
         lo, hi = c.predicted.interval
         label = {"frontier": "loss frontier", "approach3": "approach 3"}[c.predictor]
@@ -244,10 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.register(sub)
     analysis_cli.register(sub)
 
-    p = sub.add_parser("study", help="sweep, fit, plot, and check the prediction on a run the fit never saw",
+    p = sub.add_parser("study", help="sweep, fit, plot, and check the prediction on runs the fit never saw",
                        description="Run a sweep (reusing finished runs), fit every scaling law with bootstrap "
-                                   "intervals, write plots, then train a validation run at the predicted "
-                                   "compute-optimal N and D for a larger budget and report predicted vs actual.")
+                                   "intervals, write down the prediction (prediction.json), then train validation "
+                                   "runs at the predicted compute-optimal N and D for larger budgets, plot, and "
+                                   "report predicted vs actual.")
     p.add_argument("file", help="sweep file (YAML) or preset name (e.g. demo)")
     p.add_argument("--address", help="join an existing Ray cluster (default: a private local Ray)")
     p.add_argument("--store", default=sweep_cli.default_store(), help="run store directory (default ./runs)")
@@ -258,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the sweep's own largest budget held out, ties to Approach 3, as `scaling predict` "
                         "chooses), the loss frontier through Approach 2's minima, or Approach 3's L(N, D). "
                         "Both predictions are reported.")
-    p.add_argument("--validation-factor", type=float, default=4.0,
-                   help="validation budget as a multiple of the largest sweep budget (default 4, at least 4)")
+    p.add_argument("--validation-multiples", type=float, nargs="+", metavar="M",
+                   help="validation budgets as multiples of the largest sweep budget, each > 1 (default: the "
+                        "sweep file's validation.multiples, else 4 10)")
     p.set_defaults(func=cmd_study)
     return parser
 

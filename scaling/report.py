@@ -49,9 +49,25 @@ def _blocks(s: StudySummary) -> list[tuple]:
 
 
 def _validation_blocks(s: StudySummary) -> list[tuple]:
-    v = s.validation
+    record = s.prediction.record
+    blocks: list[tuple] = [("h2", "Validation: runs the fit never saw")]
+    replaced = f" An earlier prediction was replaced ({s.prediction.message})." if s.prediction.action == "replaced" else ""
+    blocks.append(("p", f"What follows was predicted before any validation run trained: prediction.json, recorded "
+                        f"{record.created_at} (UTC), fit sha256 {record.fit_sha256}, headline "
+                        f"{PREDICTOR_NAMES.get(record.headline.predictor, record.headline.predictor)}; each run's "
+                        f"seed ({', '.join(sorted({str(r.seed) for r in record.runs}))}) is one no sweep run used."
+                        + replaced))
+    for multiple, v in zip(s.validation_multiples, s.validations):
+        blocks.extend(_one_validation(multiple, v))
+    return blocks
+
+
+def _one_validation(multiple: float, v) -> list[tuple]:
     design, headline = v.design, v.headline
-    blocks: list[tuple] = [("h2", "Validation: a run the fit never saw")]
+    blocks: list[tuple] = [("h3", f"At {multiple:g}× the largest budget")]
+    if v.trained_after_prediction is False:
+        blocks.append(("p", "Note: this run had been trained before the prediction above was recorded, so it is "
+                            "not a test fixed in advance."))
     if headline is None and v.actual_loss is not None:
         blocks.append(("p", f"At C = {design.budget:.3g} FLOPs the run was built at {design.prediction.best.name}'s "
                             f"N_opt = {design.n_opt_predicted:.4g}, and its actual loss is {v.actual_loss:.4f}; "
@@ -62,15 +78,16 @@ def _validation_blocks(s: StudySummary) -> list[tuple]:
     else:
         spec = design.spec
         verdict = "inside" if headline.inside_interval else "outside"
-        blocks.append(("p", f"At C = {design.budget:.3g} FLOPs ({s.validation_factor}× the largest sweep budget) the "
+        blocks.append(("p", f"At C = {design.budget:.3g} FLOPs ({multiple:g}× the largest sweep budget) the "
                             f"fit ({design.prediction.best.name}) predicted N_opt = {design.n_opt_predicted:.4g}; the "
                             f"model built for it has N = {v.n:,} ({spec.n_layers} layers × {spec.d_model}, "
-                            f"{spec.n_heads} heads) and trained on D = {v.d:,} tokens with lr {spec.lr:.3g} (from the "
+                            f"{spec.n_heads} heads, seed {spec.seed}) and trained on D = {v.d:,} tokens with lr "
+                            f"{spec.lr:.3g} (from the "
                             f"{design.lr_from}). Predicted loss ({design.headline.name}) {headline.predicted.value:.4f}, "
                             f"actual {v.actual_loss:.4f}: error {headline.relative_error:+.2%}, {verdict} the "
                             f"prediction interval {_interval(headline.predicted.interval, '.4f')}. The headline "
                             f"predictor was fixed before the run trained ({design.headline.reason}); both "
-                            f"predictors are shown."))
+                            f"predictors are shown, each as recorded in prediction.json."))
     if v.shape_note:
         blocks.append(("p", f"Note: {v.shape_note}."))
     blocks.append(("table", ["predictor", "budget", "n", "d", "predicted_loss", "interval", "actual_loss",
@@ -170,7 +187,7 @@ def _plot_blocks(s: StudySummary) -> list[tuple]:
     blocks += [("img", plot, Path(plot).stem.replace("_", " ")) for plot in s.plots if plot.endswith(".png")]
     t = s.timings
     blocks.append(("p", f"Time: sweep {t['sweep_seconds']:.0f} s, fit {t['fit_seconds']:.0f} s, plots "
-                        f"{t['plot_seconds']:.0f} s, validation run {t['validation_seconds']:.0f} s; "
+                        f"{t['plot_seconds']:.0f} s, validation runs {t['validation_seconds']:.0f} s; "
                         f"total {t['total_seconds']:.0f} s."))
     return blocks
 
@@ -179,10 +196,8 @@ def _markdown(blocks) -> str:
     out = []
     for block in blocks:
         kind = block[0]
-        if kind == "h1":
-            out.append(f"# {block[1]}\n")
-        elif kind == "h2":
-            out.append(f"## {block[1]}\n")
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + f" {block[1]}\n")
         elif kind == "p":
             out.append(block[1] + "\n")
         elif kind == "table":
@@ -200,7 +215,7 @@ def _html(blocks, out_dir: Path) -> str:
     body = []
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{html.escape(block[1])}</p>")

@@ -1,13 +1,17 @@
 """One command from sweep to verdict: train the sweep, fit every law, plot, then test the prediction.
 
 `run_study` launches the sweep (reusing every finished run in the store), fits Approaches 1-3 with
-bootstrap intervals, writes the plots, and then trains a validation run the fit never saw: at the
-predicted compute-optimal N and D for a budget `validation_factor` × the sweep's largest (4× by default),
-with the predicted learning rate where the sweep fitted one. Its predicted and actual validation loss,
-the error and whether the actual lies inside the prediction interval close the report.
+bootstrap intervals, and then tests the fit on validation runs it never saw: at the predicted
+compute-optimal N and D for budgets at the sweep file's `validation.multiples` × its largest budget (4×
+and 10× by default), with the predicted learning rate where the sweep fitted one, in the sweep's own
+shape family (the planner's `_shape_for`) and with a seed no sweep run used (one more than the largest).
+Before any of them trains, the study writes what it predicts to prediction.json with a hash of the fit
+and the time (scaling/prediction_file.py). Then they train, the plots are drawn with them, and their
+predicted and actual loss, the error and whether the actual lies inside the prediction interval close
+the report.
 
-The validation run is trained in this process on all local CPUs (or the GPU), not through Ray: it is one
-run, and the store still guarantees it is trained once (a finished run is returned, not retrained).
+The validation runs are trained in this process, one after another, on all local CPUs (or the GPU), not
+through Ray; the store still guarantees each is trained once (a finished run is returned, not retrained).
 
 Which law designs and predicts it is fixed before it trains: the fit's headline predictor
 (`analysis.prediction`: the one that erred less when the sweep's own largest budget was held out, ties to
@@ -25,6 +29,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +37,8 @@ from analysis.prediction import PREDICTORS, Estimate, Headline, Prediction
 from analysis.serialize import to_tree
 from analysis.study_fit import StudyFit
 from experiments.spec import ExperimentSpec
-from sweeps.config import SweepConfig
+from scaling.prediction_file import FILENAME as PREDICTION_FILE, FixedPrediction, PlannedValidation
+from sweeps.config import SweepConfig, ValidationSection
 
 LARGER_BUDGETS = (10, 100, 1000)  # × the largest sweep budget, for the report's predictions
 
@@ -40,12 +46,14 @@ LARGER_BUDGETS = (10, 100, 1000)  # × the largest sweep budget, for the report'
 @dataclass(frozen=True)
 class ValidationDesign:
     """The run that tests the fit, fixed before it trains: its spec, the prediction at its budget (whose
-    headline names the predictor that designs and predicts it) and where its learning rate came from."""
+    headline names the predictor that designs and predicts it), where its learning rate came from, and
+    each predictor's loss at the run's own N and D (after the shape and whole-step rounding)."""
 
     spec: ExperimentSpec
     budget: float
     prediction: Prediction
     lr_from: str
+    predicted: tuple[tuple[str, Estimate], ...]
 
     @property
     def headline(self) -> Headline:
@@ -54,6 +62,13 @@ class ValidationDesign:
     @property
     def n_opt_predicted(self) -> float:
         return self.prediction.best.n_opt.value
+
+    def planned(self, multiple: float) -> PlannedValidation:
+        """The run as prediction.json records it."""
+        s = self.spec
+        return PlannedValidation(multiple=multiple, budget=self.budget, run_id=s.run_id, N=s.n, D=s.tokens, lr=s.lr,
+                                 batch_size=s.batch_size, seed=s.seed, n_layers=s.n_layers, d_model=s.d_model,
+                                 n_heads=s.n_heads, predicted=self.predicted)
 
 
 @dataclass(frozen=True)
@@ -83,11 +98,13 @@ class ValidationOutcome:
     n: int | None
     d: int | None
     actual_loss: float | None
+    compute: float | None  # the row's C
     flops: float | None
     wall_seconds: float | None
     error: str | None
     comparisons: tuple[Comparison, ...]
     shape_note: str | None
+    trained_after_prediction: bool | None  # its (last) start time is not before prediction.json's; None: never started
 
     @property
     def headline(self) -> Comparison | None:
@@ -111,20 +128,21 @@ class StudySummary:
     store: str
     n_convention: str
     compute: str  # what C and the budgets count: "exact" FLOPs or "6N" (6·N·D), the sweep's `compute`
-    validation_factor: float
+    validation_multiples: tuple[float, ...]  # × the largest budget, one per validation run
     runs: RunCounts
     fit: StudyFit
     predictions: tuple[tuple[float, Prediction], ...]  # (× the largest budget, prediction there)
-    validation: ValidationOutcome
+    prediction: FixedPrediction  # prediction.json, written before the validation runs trained
+    validations: tuple[ValidationOutcome, ...]
     plots: tuple[str, ...]
     timings: dict[str, float]
 
     def to_dict(self) -> dict:
         tree = to_tree(self)
-        v = self.validation  # the derived figures a reader of summary.json wants, next to the raw ones
-        tree["validation"]["comparisons"] = [
-            to_tree(c) | {"relative_error": c.relative_error, "inside_interval": c.inside_interval}
-            for c in v.comparisons]
+        for v, branch in zip(self.validations, tree["validations"]):  # the derived figures, next to the raw ones
+            branch["comparisons"] = [
+                to_tree(c) | {"relative_error": c.relative_error, "inside_interval": c.inside_interval}
+                for c in v.comparisons]
         return tree
 
 
@@ -160,19 +178,24 @@ def _check_predictor(predictor: str) -> None:
         raise ValueError(f"predictor must be 'auto' or one of {PREDICTORS}, got {predictor!r}")
 
 
+def validation_seed(sweep_plan) -> int:
+    """A seed no sweep run used (initialisation and batch order): one more than the largest in the plan, so
+    the validation's noise is independent of the runs the fit saw."""
+    return 1 + max(r.spec.seed for r in sweep_plan.runs)
+
+
 def validation_spec(config: SweepConfig, template: ExperimentSpec, fit: StudyFit, budget: float,
-                    predictor: str = "auto") -> ValidationDesign:
+                    predictor: str = "auto", *, seed: int) -> ValidationDesign:
     """The run that tests the fit: the headline predictor's compute-optimal N at `budget` (`fit.predict_at`),
-    built by the sweep's shape family, D from `sweeps.plan.tokens_for` under the sweep's compute convention,
-    the predicted lr where fitted."""
+    built in the sweep's shape family (the planner's own shape choice), D from `sweeps.plan.tokens_for` under
+    the sweep's compute convention, the predicted lr where fitted, and `seed` (`validation_seed`); each
+    predictor's loss at its N and D."""
     _check_predictor(predictor)
     from lm.accounting import compute_per_token, param_counts  # noqa: PLC0415
-    from sweeps.plan import tokens_for  # noqa: PLC0415
+    from sweeps.plan import _shape_for, tokens_for  # noqa: PLC0415  (the sweep's shape family, one rule)
 
     prediction = fit.predict_at(budget, predictor=predictor)
-    shape = config.family.shape_for(prediction.best.n_opt.value, vocab_size=template.vocab_size,
-                                    context_length=template.context_length, convention=template.n_convention,
-                                    tie_embeddings=template.tie_embeddings)
+    shape = _shape_for(config, prediction.best.n_opt.value, "validation.multiples")
     n_actual = param_counts(shape).n(template.n_convention)
     batch = round(prediction.batch_size.value) if prediction.batch_size.known else _middle(
         config.training.batch_sizes(N=n_actual, C=budget))
@@ -181,10 +204,12 @@ def validation_spec(config: SweepConfig, template: ExperimentSpec, fit: StudyFit
     lr = prediction.lr.value if prediction.lr.known else _middle(config.training.lrs(N=n_actual, C=budget, D=tokens))
     spec = dataclasses.replace(
         template, n_params=None, n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
-        tokens=tokens, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget),
+        tokens=tokens, batch_size=batch, lr=float(f"{lr:.6g}"), budget=float(budget), seed=seed,
         beta2=None if config.training.beta2 == "auto" else config.training.beta2)  # None: the rule for this batch
+    predicted = tuple((name, estimate) for name in PREDICTORS
+                      for estimate in [fit.predict_run(n_actual, tokens, by=name)] if estimate.known)
     return ValidationDesign(spec=spec, budget=float(budget), prediction=prediction,
-                            lr_from="lr law" if prediction.lr.known else "sweep")
+                            lr_from="lr law" if prediction.lr.known else "sweep", predicted=predicted)
 
 
 def run_study(
@@ -194,21 +219,27 @@ def run_study(
     out_dir: str | Path,
     address: str | None = None,
     n_bootstrap: int = 1000,
-    validation_factor: float = 4.0,
+    validation_multiples: tuple[float, ...] | None = None,
     predictor: str = "auto",
     on_progress: Callable | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> StudyResult:
-    """Sweep, fit, plot, validate, report. Returns the summary and where the report was written."""
+    """Sweep, fit, fix the prediction, validate, plot, report. Returns the summary and where the report was
+    written. `validation_multiples` (× the largest budget) overrides the sweep file's `validation.multiples`."""
     from analysis.plots import save_all_plots  # noqa: PLC0415
     from analysis.study_fit import fit_all  # noqa: PLC0415
+    from scaling.prediction_file import fix_prediction  # noqa: PLC0415
     from scaling.report import write_report  # noqa: PLC0415
     from sweeps.launch import launch  # noqa: PLC0415
     from sweeps.plan import plan  # noqa: PLC0415
 
     _check_predictor(predictor)  # before the sweep, not after it
-    if validation_factor < 4:
-        raise ValueError(f"validation_factor must be at least 4 (a prediction well outside the sweep), got {validation_factor}")
+    multiples = config.validation.multiples
+    if validation_multiples is not None:
+        try:
+            multiples = ValidationSection(multiples=tuple(validation_multiples)).multiples
+        except ValueError as e:
+            raise ValueError(f"validation_multiples: {e}") from None
     store, out_dir = Path(store).resolve(), Path(out_dir)
     timings = {}
     started = time.monotonic()
@@ -227,35 +258,43 @@ def run_study(
     timings["fit_seconds"] = time.monotonic() - t
     log(f"fitted {fit.n_runs} runs in {timings['fit_seconds']:.1f} s; headline: {fit.headline_for(predictor).name}")
 
-    t = time.monotonic()
-    plots = save_all_plots(fit, runs, curves, out_dir / "plots")
-    timings["plot_seconds"] = time.monotonic() - t
-
     largest = max(r.spec.budget or r.C for r in sweep_plan.runs)
-    design = validation_spec(config, sweep_plan.runs[0].spec, fit, validation_factor * largest, predictor)
+    seed = validation_seed(sweep_plan)
+    designs = [validation_spec(config, sweep_plan.runs[0].spec, fit, m * largest, predictor, seed=seed)
+               for m in multiples]
+    fixed = fix_prediction(out_dir / PREDICTION_FILE, fit=fit, headline=designs[0].headline,
+                           runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
+    log(f"{fixed.path}: {fixed.message}")  # written (or kept) before any validation run trains
     t = time.monotonic()
-    validation = _validate(config, design, fit, store, sweep_plan, log)
+    validations = tuple(_validate(config, d, store, sweep_plan, fixed.record.created, log) for d in designs)
     timings["validation_seconds"] = time.monotonic() - t
+
+    t = time.monotonic()
+    plots = save_all_plots(fit, runs, curves, out_dir / "plots", validation=validation_points(validations))
+    timings["plot_seconds"] = time.monotonic() - t
     timings["total_seconds"] = time.monotonic() - started
 
     summary = StudySummary(
         sweep=config.name, source=config.source, store=str(store), n_convention=config.n_convention,
         compute=config.compute,
-        validation_factor=validation_factor,
+        validation_multiples=tuple(multiples),
         runs=RunCounts(planned=len(sweep_plan.runs), used_in_fit=fit.n_runs, trained_now=len(launched.rows),
                        already_done=launched.already_done),
-        fit=fit, validation=validation, timings=timings,
+        fit=fit, prediction=fixed, validations=validations, timings=timings,
         predictions=tuple((factor, fit.predict_at(factor * largest, predictor=predictor))
-                          for factor in (validation_factor, *LARGER_BUDGETS)),
+                          for factor in sorted({*multiples, *LARGER_BUDGETS})),
         plots=tuple(sorted(str(p.relative_to(out_dir)) for p in plots)),
     )
     paths = write_report(summary, out_dir)
     return StudyResult(summary=summary, report_path=paths["md"], html_path=paths["html"], summary_path=paths["json"])
 
 
-def _validate(config: SweepConfig, design: ValidationDesign, fit: StudyFit, store: Path, sweep_plan, log) -> ValidationOutcome:
-    """Train the validation run (once: a finished run is returned from the store) and compare the predictors."""
+def _validate(config: SweepConfig, design: ValidationDesign, store: Path, sweep_plan, fixed_at: datetime,
+              log) -> ValidationOutcome:
+    """Train the validation run (once: a finished run is returned from the store) and compare each predictor's
+    loss, recorded before it trained (`design.predicted`), with the actual loss."""
     from experiments.runner import run_experiment  # noqa: PLC0415
+    from experiments.store import read_status  # noqa: PLC0415
     from sweeps.launch import prepare_sweep_corpus  # noqa: PLC0415
 
     spec = design.spec
@@ -264,16 +303,28 @@ def _validate(config: SweepConfig, design: ValidationDesign, fit: StudyFit, stor
     corpus = prepare_sweep_corpus(config, store)
     row = run_experiment(spec, store=store, corpus_path=corpus.path, sweep=f"{config.name}-validation",
                          device="auto", threads=os.cpu_count())
-    completed = row["status"] == "completed" and row["D"] is not None
-    comparisons = tuple(
-        Comparison(name, estimate, row["loss"]) for name in PREDICTORS
-        for estimate in [fit.predict_run(row["N"], row["D"], by=name)] if completed and estimate.known)
+    completed = row["status"] == "completed" and (row["N"], row["D"]) == (spec.n, spec.tokens)
+    comparisons = tuple(Comparison(name, estimate, row["loss"]) for name, estimate in design.predicted if completed)
     note = depth_note(spec.n_layers, [(r.N, r.spec.n_layers) for r in sweep_plan.runs])
     if note:
         log(f"note: {note}")
+    started_at = (read_status(store, spec.run_id) or {}).get("started_at")
+    after = None if started_at is None else datetime.fromisoformat(started_at) >= fixed_at.replace(microsecond=0)
+    if after is False:
+        log(f"note: validation run {spec.run_id} was trained before this prediction was recorded")
     return ValidationOutcome(design=design, status=row["status"], n=row["N"], d=row["D"], actual_loss=row["loss"],
-                             flops=row["flops"], wall_seconds=row["wall_seconds"], error=row.get("error"),
-                             comparisons=comparisons, shape_note=note)
+                             compute=row["C"], flops=row["flops"], wall_seconds=row["wall_seconds"],
+                             error=row.get("error"), comparisons=comparisons, shape_note=note,
+                             trained_after_prediction=after)
+
+
+def validation_points(validations) -> list:
+    """The completed validation runs as the plots draw them (`analysis.validation.ValidationPoint`)."""
+    from analysis.validation import ValidationPoint  # noqa: PLC0415
+
+    return [ValidationPoint(compute=v.compute, N=v.n, D=v.d, actual=v.actual_loss, predicted=v.design.predicted,
+                            headline=v.design.headline.predictor if v.headline is not None else None)
+            for v in validations if v.comparisons]
 
 
 def depth_note(validation_layers: int, sweep_models: list[tuple[int, int]]) -> str | None:

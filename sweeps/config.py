@@ -16,6 +16,7 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null, workers_per_run: 1, workers_from_N: null}
     planning:  {device, flops_per_second, step_overhead_seconds, overhead_seconds: 1, min_steps: 100}
+    validation: {multiples: [4, 10]} (the study's validation runs, × the largest budget; each > 1)
 
 Value forms:
     numbers      1e-3 and 1e11 are accepted although YAML 1.1 reads them as strings (no dot)
@@ -342,6 +343,19 @@ class PlanningSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ValidationSection:
+    """The budgets of `scaling study`'s validation runs, as multiples of the sweep's largest budget: 4× and
+    10× by default (issue 11: a test well outside the sweep, and a second one further out)."""
+
+    multiples: tuple[float, ...] = (4.0, 10.0)
+
+    def __post_init__(self):
+        _require(len(self.multiples) > 0, "multiples", "must not be empty")
+        _each(self.multiples, "multiples", lambda m: m > 1, "must be > 1 (a budget beyond the sweep's largest)")
+        _require(len(set(self.multiples)) == len(self.multiples), "multiples", "has duplicate values")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SweepConfig:
     name: str
     kind: str
@@ -354,6 +368,7 @@ class SweepConfig:
     grid: GridSection | None = None
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     planning: PlanningSection = field(default_factory=PlanningSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)
     source: str | None = None  # the file it came from, for messages
 
     def __post_init__(self):
@@ -549,10 +564,12 @@ _READERS = {
                            workers_per_run=_integer, workers_from_N=_number),
     PlanningSection: dict(device=_string, flops_per_second=_number, step_overhead_seconds=_number,
                           overhead_seconds=_number, min_steps=_integer),
+    ValidationSection: dict(multiples=_values),
     SweepConfig: dict(name=_string, kind=_string, n_convention=_string, compute=_string, family=_family,
                       corpus=_section(CorpusSection),
                       training=_section(TrainingSection), isoflop=_section(IsoFLOPSection), grid=_section(GridSection),
-                      resources=_section(ResourcesSection), planning=_section(PlanningSection)),
+                      resources=_section(ResourcesSection), planning=_section(PlanningSection),
+                      validation=_section(ValidationSection)),
 }
 
 

@@ -86,3 +86,37 @@ def test_chinchilla_reference_line_matches_published_allocation():
     n_opt, _ = compute_optimal(CHINCHILLA_2022, compute)
     assert np.allclose(plots.chinchilla_n_opt(compute), n_opt, rtol=1e-12)
     assert plots.chinchilla_n_opt(5.76e23) == pytest.approx(3.2e10, rel=0.05)
+
+
+def _single_bars(ax) -> list[np.ndarray]:
+    """The (2, 2) end points of every one-segment error bar drawn on `ax`."""
+    from matplotlib.collections import LineCollection
+
+    return [c.get_segments()[0] for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments()) == 1]
+
+
+def test_validation_runs_are_drawn_with_their_intervals(study):
+    """Validation runs appear on loss-against-compute (actual star, headline prediction with its interval) and on
+    predicted-against-actual (each predictor's prediction with its interval as a horizontal bar)."""
+    from analysis.prediction import Estimate
+    from analysis.validation import ValidationPoint
+
+    runs, _, fit = study
+    C, N = 4 * BUDGETS[-1], 3e9
+    predicted = (("frontier", Estimate(2.0, (1.9, 2.1))), ("approach3", Estimate(2.05, (1.95, 2.2))))
+    point = ValidationPoint(compute=C, N=int(N), D=int(C / (6 * N)), actual=2.02, predicted=predicted,
+                            headline="approach3")
+    ax = plots.plot_loss_vs_compute(runs, fit, validation=[point])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "validation: actual" in labels and "validation: predicted (Approach 3), interval" in labels
+    vertical = [sorted(s[:, 1]) for s in _single_bars(ax) if np.allclose(s[:, 0], C)]
+    assert np.allclose(vertical, [[1.95, 2.2]])  # the headline's interval at the run's compute
+    plt.close(ax.figure)
+    ax = plots.plot_predicted_vs_actual(runs, fit, validation=[point])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "validation, loss frontier" in labels and "validation, Approach 3" in labels
+    horizontal = sorted(sorted(s[:, 0]) for s in _single_bars(ax) if np.allclose(s[:, 1], 2.02))
+    assert np.allclose(horizontal, [[1.9, 2.1], [1.95, 2.2]])
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="headline"):
+        ValidationPoint(compute=C, N=1, D=1, actual=2.0, predicted=predicted[:1], headline="approach3")

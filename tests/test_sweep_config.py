@@ -109,3 +109,14 @@ def test_presets_are_found_by_name_and_paths_as_given(tmp_path):
     assert sweep_path(tmp_path / "mine.yaml") == tmp_path / "mine.yaml"
     with pytest.raises(SweepConfigError, match="cannot read"):
         load_sweep(tmp_path / "missing.yaml")
+
+
+def test_validation_multiples_default_to_4_and_10_and_a_preset_may_choose_others():
+    """`validation: {multiples}` sets the study's validation budgets (× the largest); 4× and 10× without it."""
+    data = base()
+    data.pop("validation")
+    assert parse_sweep(data).validation.multiples == (4.0, 10.0)
+    assert load_sweep("demo").validation.multiples == (2.0, 4.0)
+    data["validation"] = {"multiples": [3, 3]}
+    with pytest.raises(SweepConfigError, match="validation.multiples: has duplicate values"):
+        parse_sweep(data)
