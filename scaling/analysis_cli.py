@@ -221,6 +221,7 @@ def fit_table(fit, source: str) -> str:
     for law, label in ((fit.lr_law, "lr_opt"), (fit.batch_law, "batch_opt")):
         if law is not None:
             lines.append(f"{label} = k·C^p   k {_with_interval(law.k, law.k_interval)}   p {_with_interval(law.p, law.p_interval)}")
+    lines.extend(f"unreliable: {sentence}" for sentence in fit.unreliable_intervals())
     if fit.consistency is not None:
         lines.append(f"consistency: {fit.consistency.message}")
     if fit.backtest is not None:
@@ -256,7 +257,7 @@ def cmd_fit(args) -> int:
 
 
 def _nothing_fitted(fit) -> str:
-    reasons = "; ".join(f"{name}: {reason}" for name, reason in fit.skipped if name.startswith("approach"))
+    reasons = "; ".join(f"{name}: {reason}" for name, reason in fit.failures())
     return f"no approach could be fitted ({reasons})"
 
 
