@@ -99,7 +99,7 @@ def _truth(params: ChinchillaParams, compute: float, noise: float, rng) -> dict[
             "loss": loss_opt * math.exp(noise * rng.standard_normal())}
 
 
-def _fits(runs, approaches, *, n_bootstrap: int, level: float, seed: int):
+def _fits(runs, approaches, *, n_bootstrap: int, level: float, seed: int, search: str):
     """(Approach 2, frontier, Approach 3, its bootstrap) as fit_all fits them; None where not fitted."""
     approach2 = frontier = fit = boot = None
     if "approach2" in approaches:
@@ -110,7 +110,7 @@ def _fits(runs, approaches, *, n_bootstrap: int, level: float, seed: int):
     if approach2 is not None and approach2.success:
         frontier = fit_frontier(approach2, n_bootstrap=n_bootstrap, level=level, seed=seed)
     if "approach3" in approaches:
-        fit = fit_parametric(runs)
+        fit = fit_parametric(runs, search=search)
         boot = bootstrap_parametric(runs, n_resamples=n_bootstrap, seed=seed, level=level, fit=fit)
     return approach2, frontier, fit, boot
 
@@ -135,10 +135,12 @@ def _intervals_at(fits, compute: float, truth: dict, seed: int) -> dict:
 
 def calibrate(family: LawFamily, *, n_sweeps: int = 100, noise: float = 0.006, factors=(4.0,),
               n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
-              approaches=APPROACHES) -> CalibrationResult:
+              approaches=APPROACHES, search: str = "both") -> CalibrationResult:
     """Coverage of every interval kind in the module docstring over `n_sweeps` simulated sweeps of `family`
     with relative noise `noise` (sweep i uses seed `seed + i`), at each of `factors` × the largest budget.
-    approaches: which fits to run, of "approach2" (with the frontier) and "approach3" (the costly one)."""
+    approaches: which fits to run, of "approach2" (with the frontier) and "approach3" (the costly one);
+    search: Approach 3's starts (`parametric.fit_parametric`): "varpro" is the cheap one, reaching the default's
+    objective to ~1e-13 on such sweeps (docs/methods.md), for quick checks."""
     if n_sweeps < 1 or n_bootstrap < 2:
         raise ValueError(f"n_sweeps must be ≥ 1 and n_bootstrap ≥ 2, got {n_sweeps} and {n_bootstrap}")
     if not approaches or set(approaches) - set(APPROACHES):
@@ -153,7 +155,7 @@ def calibrate(family: LawFamily, *, n_sweeps: int = 100, noise: float = 0.006, f
                              params=family.params, noise=noise, seed=seed + i)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # excluded budgets and the like: what matters is the interval
-            fits = _fits(runs, approaches, n_bootstrap=n_bootstrap, level=level, seed=seed + i)
+            fits = _fits(runs, approaches, n_bootstrap=n_bootstrap, level=level, seed=seed + i, search=search)
         for factor in factors:
             compute = factor * max(family.budgets)
             truth = _truth(family.params, compute, noise, rng)
