@@ -48,8 +48,8 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import f as f_distribution
 
 from analysis.isoflop import IsoFlopFit
-from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval, replicates_reliable
 from analysis.lack_of_fit import lack_of_fit_factor, widen
+from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval, replicates_reliable
 from analysis.significance import SignificanceTest, falling_with_compute
 
 # γ searched over 1e-3..3 (log-spaced, 1.3% apart, refined between grid points) for the floor law: losses
@@ -434,6 +434,6 @@ def _no_scaling(significance: SignificanceTest, gamma: float) -> str:
     if not gamma > 0:
         return (f"the loss rises with compute (γ = {gamma:.3g}): the budgets' minima do not scale "
                 f"({significance.message})")
-    if not significance.significant:
+    if significance.failed:
         return f"the runs show no scaling: the budgets' minima do not fall significantly with compute ({significance.message})"
     return ""

@@ -355,7 +355,7 @@ def fit_isoflop(
     significance = profiles_against_constant((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float))
                                              for _, g in groups)
     fit = _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
-    if not significance.significant:  # analysis.significance: no law in noise
+    if significance.failed:  # analysis.significance: no law in noise
         return dataclasses.replace(fit, success=False, significance=significance, message=(
             f"the runs show no scaling: the IsoFLOP profiles are no better than a flat loss per budget "
             f"({significance.message}); {fit.message}"))

@@ -15,7 +15,11 @@ against the model with no scaling at all, and fails with a message when the test
   (σ²·gᵀ(XᵀX)⁻¹g, g = (1, u*, u*²) at the vertex u*), and with ≥ 3 budgets that variance scaled up by the
   Birge ratio χ²/(n − 2) when the minima scatter more than their noise (Birge 1932; the PDG's scale factor).
   z = slope/se, p = Φ(z). It works from 2 budgets (where no residual is left for an F-test), and a frontier
-  whose minima rise with compute is not significant and is named so.
+  whose minima rise with compute is not significant and is named so. Without a noise scale (noiseless runs,
+  or windows of 3 runs) the residuals alone set the scale, from 3 budgets.
+A test the runs leave nothing to test with (no residual degree of freedom: 5 runs for Approach 3, 3 sizes
+per budget for Approach 2, 2 budgets without a noise scale for the frontier) is reported as not tested and
+does not fail the fit: such a sweep cannot tell a law from noise either way, which the message says.
 
 LEVEL = 1%: pure noise is then called a law in about 1 of 100 tables (rather than 1 in 20). Real sweeps are far
 stronger than that: every approach on every golden published sweep (tests/golden/) gives p < 1e-13, and a
@@ -47,7 +51,19 @@ class SignificanceTest:
     significant: bool
 
     @property
+    def tested(self) -> bool:
+        """False where the runs leave nothing to test with (no residual degree of freedom, no noise scale)."""
+        return math.isfinite(self.p_value)
+
+    @property
+    def failed(self) -> bool:
+        """Tested and not significant: the runs show no scaling, and the fit must not report success."""
+        return self.tested and not self.significant
+
+    @property
     def message(self) -> str:
+        if not self.tested:
+            return f"{self.test}: not tested (no residual degree of freedom on {self.df})"
         verdict = "significant" if self.significant else "not significant"
         return f"{self.test}: {self.statistic:.3g} on {self.df}, p = {self.p_value:.2g} ({verdict} at {self.level:g})"
 
@@ -55,10 +71,10 @@ class SignificanceTest:
 def f_test(sse_null: float, sse_law: float, n: int, k_null: int, k_law: int, *, test: str,
            level: float = LEVEL) -> SignificanceTest:
     """F-test of a least-squares law with k_law parameters against a nested null with k_null, on n points.
-    Not significant (p = 1) when no residual degree of freedom is left."""
+    Not tested (p = NaN) when no residual degree of freedom is left."""
     df1, df2 = k_law - k_null, n - k_law
     if df1 < 1 or df2 < 1 or not (math.isfinite(sse_null) and math.isfinite(sse_law)):
-        return SignificanceTest(test, math.nan, 1.0, (max(df1, 0), max(df2, 0)), level, False)
+        return SignificanceTest(test, math.nan, math.nan, (max(df1, 0), max(df2, 0)), level, False)
     f = max(sse_null - sse_law, 0.0) / df1 / max(sse_law / df2, 1e-300)
     p = float(f_distribution.sf(f, df1, df2))
     return SignificanceTest(test, float(f), p, (df1, df2), level, p < level)
@@ -93,21 +109,24 @@ def profiles_against_constant(groups, level: float = LEVEL) -> SignificanceTest:
 
 
 def falling_with_compute(compute, minima, variances, level: float = LEVEL) -> SignificanceTest:
-    """The loss frontier: one-sided test that the minima fall with log C (module docstring)."""
+    """The loss frontier: one-sided test that the minima fall with log C (module docstring). Without usable
+    variances (no noise scale) the residuals alone set the scale (ordinary least squares), from 3 budgets."""
     x = np.log(np.asarray(compute, dtype=float))
     y, var = np.asarray(minima, dtype=float), np.asarray(variances, dtype=float)
     name = "z-test that the budget minima fall with compute"
     n = len(y)
-    if n < 2 or not np.all(np.isfinite(var) & (var > 0)):
-        return SignificanceTest(name, math.nan, 1.0, (n, 0), level, False)
-    w = 1 / var
+    known = bool(np.all(np.isfinite(var) & (var > 0)))
+    if n < 2 or (not known and n < 3):
+        return SignificanceTest(name, math.nan, math.nan, (n, 0), level, False)
+    w = 1 / var if known else np.ones(n)
     xm = np.sum(w * x) / np.sum(w)
     sxx = np.sum(w * (x - xm) ** 2)
     slope = np.sum(w * (x - xm) * y) / sxx
     scale = 1.0
     if n >= 3:
         chi2 = np.sum(w * (y - (np.sum(w * y) / np.sum(w)) - slope * (x - xm)) ** 2)
-        scale = max(1.0, chi2 / (n - 2))
-    z = float(slope / math.sqrt(scale / sxx))
+        scale = max(1.0, chi2 / (n - 2)) if known else chi2 / (n - 2)
+    se = math.sqrt(scale / sxx)
+    z = float(slope / se) if se > 0 else math.copysign(math.inf, slope) if slope else 0.0
     p = float(norm.cdf(z))
     return SignificanceTest(name, z, p, (n, max(n - 2, 0)), level, p < level)
