@@ -435,5 +435,6 @@ def _no_scaling(significance: SignificanceTest, gamma: float) -> str:
         return (f"the loss rises with compute (γ = {gamma:.3g}): the budgets' minima do not scale "
                 f"({significance.message})")
     if significance.failed:
-        return f"the runs show no scaling: the budgets' minima do not fall significantly with compute ({significance.message})"
+        return (f"the runs show no significant scaling: the budgets' minima do not fall significantly with compute "
+                f"({significance.message})")
     return ""

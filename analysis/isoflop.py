@@ -357,7 +357,7 @@ def fit_isoflop(
     fit = _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
     if significance.failed:  # analysis.significance: no law in noise
         return dataclasses.replace(fit, success=False, significance=significance, message=(
-            f"the runs show no scaling: the IsoFLOP profiles are no better than a flat loss per budget "
+            f"the runs show no significant scaling: the IsoFLOP profiles are no better than a flat loss per budget "
             f"({significance.message}); {fit.message}"))
     return dataclasses.replace(fit, significance=significance)
 

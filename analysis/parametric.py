@@ -354,7 +354,7 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
     log_pred = np.logaddexp(x[0], np.logaddexp(x[1] - x[3] * data.log_n, x[2] - x[4] * data.log_d))
     significance = law_against_constant(data.log_loss, log_pred - data.log_loss, weights, 4 if fixed_E else 5)
     if significance.failed:  # analysis.significance: a law must beat "no dependence on N and D"
-        problems.append(f"the runs show no scaling: L(N, D) explains the losses no better than a constant "
+        problems.append(f"the runs show no significant scaling: L(N, D) explains the losses no better than a constant "
                         f"({significance.message})")
     from_varpro = np.zeros(len(batch.fun), dtype=bool) if from_varpro is None else np.asarray(from_varpro, bool)
     n_vp = int(from_varpro.sum())

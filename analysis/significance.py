@@ -57,7 +57,7 @@ class SignificanceTest:
 
     @property
     def failed(self) -> bool:
-        """Tested and not significant: the runs show no scaling, and the fit must not report success."""
+        """Tested and not significant: the runs show no significant scaling, and the fit must not report success."""
         return self.tested and not self.significant
 
     @property

@@ -179,7 +179,8 @@ class StudyFit:
         if predictor not in PREDICTORS:
             raise ValueError(f"predictor must be 'auto' or one of {PREDICTORS}, got {predictor!r}")
         fitted = self.approach3 is not None and self.approach3.success if predictor == "approach3" else (
-            self.frontier is not None and self.frontier.success and self.approach2 is not None and self.approach2.success)
+            self.frontier is not None and self.frontier.success
+            and self.approach2 is not None and self.approach2.success)
         if not fitted:
             return dataclasses.replace(self.headline, reason=f"{PREDICTOR_NAMES[predictor]} was asked for but not "
                                                              f"fitted; {self.headline.reason}")

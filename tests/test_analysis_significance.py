@@ -32,13 +32,13 @@ def quiet(function, *args, **kwargs):
 
 def test_pure_noise_is_no_law_for_any_approach():
     fit = quiet(fit_all, noise_table(), n_bootstrap=50, seed=0, holdout=())
-    assert not fit.approach2.success and "no scaling" in fit.approach2.message
+    assert not fit.approach2.success and "no significant scaling" in fit.approach2.message
     assert not fit.approach2.significance.significant
-    assert not fit.approach3.success and "no scaling" in fit.approach3.message
+    assert not fit.approach3.success and "no significant scaling" in fit.approach3.message
     assert fit.approach3.significance.p_value > LEVEL
     # no law, so no frontier is drawn through its minima, nothing is "consistent", and nothing leads
     assert fit.frontier is None and fit.consistency is None and fit.headline is None
-    with pytest.raises(NoFitError, match="no scaling"):
+    with pytest.raises(NoFitError, match="no significant scaling"):
         fit.predict_at(1e20)
 
 
@@ -55,7 +55,7 @@ def test_scaling_fit_of_noise_exits_1_with_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", str(path), "--bootstrap", "20", "--holdout", "none"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("scaling fit: no approach could be fitted") and "no scaling" in last
+    assert last.startswith("scaling fit: no approach could be fitted") and "no significant scaling" in last
 
 
 def test_a_frontier_whose_loss_rises_with_compute_is_flagged():
