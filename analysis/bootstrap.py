@@ -32,7 +32,7 @@ from analysis.parametric import (
     HUBER_DELTA, PARAM_NAMES, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
     flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred, usable_with_weights
 )
-from analysis.powerlaw import Interval, percentile_interval
+from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
 
 DERIVED = ("a", "b", "G")
 
@@ -120,6 +120,19 @@ class BootstrapResult:
     def loss_samples(self, N, D) -> np.ndarray:
         """Predicted L(N, D) per converged replicate (see `loss_samples`)."""
         return loss_samples(self.samples[self.converged], N, D)
+
+    @property
+    def interval_reliable(self) -> bool:
+        """Whether the intervals mean their level: the full-sample fit succeeded (not on a bound, identified)
+        and most replicates converged to an interior optimum (`powerlaw.replicates_reliable`)."""
+        return self.fit.success and replicates_reliable(self.n_converged - self.n_on_bound, self.n_resamples)
+
+    def prediction_interval(self, N: float, D: float, *, seed: int = 0) -> Interval:
+        """Where one new run (N, D) should land: each replicate's L(N, D) times exp(−r), r a residual
+        (log L̂ − log L) of the full-sample fit drawn at random, so run-to-run noise is carried too."""
+        replicates = np.asarray(self.loss_samples(float(N), float(D)), dtype=float).ravel()
+        noise = np.exp(-np.random.default_rng(seed).choice(self.fit.residuals, size=replicates.size))
+        return percentile_interval(replicates * noise, self.level)
 
     def loss_interval(self, N: float, D: float) -> Interval:
         """Percentile interval of the predicted loss of one run (N, D)."""

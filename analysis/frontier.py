@@ -27,14 +27,19 @@ Notable choices:
   Otherwise the floorless law L_opt = G·C^−γ is fitted (least squares in log L, as before) and `has_floor`
   is False with the reason in `message`: extrapolate it with care.
 
+No law in noise: `success` is False, and the message says why, when the minima rise with compute (γ ≤ 0) or
+do not fall significantly (a one-sided test at 1%, `analysis.significance.falling_with_compute`).
+
 Intervals come from a parametric bootstrap of the runs themselves: every run's loss in a parabola's window is
 redrawn as its fitted value plus normal noise of the pooled scale σ (Approach 2's `noise_scale`), every
 parabola refitted, and the frontier, N_opt law and κ refitted, `n_bootstrap` times. A prediction interval for
-one new run adds that run's own noise, σ·ε. This carries the runs' noise, not a misfit of the law itself.
+one new run adds that run's own noise, σ·ε. Where the minima scatter about the law more than that noise
+explains (the law's misfit), the replicates' deviations are widened by `lack_of_fit` (`analysis.lack_of_fit`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,7 +48,9 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import f as f_distribution
 
 from analysis.isoflop import IsoFlopFit
-from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
+from analysis.lack_of_fit import lack_of_fit_factor, widen
+from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval, replicates_reliable
+from analysis.significance import SignificanceTest, falling_with_compute
 
 # γ searched over 1e-3..3 (log-spaced, 1.3% apart, refined between grid points) for the floor law: losses
 # fall with compute far more slowly than C^-3, and a γ of 1e-3 is indistinguishable from a floor.
@@ -130,7 +137,12 @@ class FrontierFit:
     floorless power law is used, and `message` says why. `E_interval` is the bootstrap's (NaN without a floor or
     replicates). `loss_law` is always the floorless power law through the minima (log-log least squares).
     `samples` holds one bootstrap replicate per row: ln G, gamma, ln k_n, a, kappa, E (N_opt = k_n·C^a);
-    `n_converged` counts the replicates kept: every parabola opened upward with its vertex among its runs.
+    `n_converged` counts the replicates kept of the `n_bootstrap` drawn: every parabola opened upward with its
+    vertex among its runs; `interval_reliable` is False when most were dropped (`powerlaw.replicates_reliable`).
+    `significance`: the test that the minima fall with compute (`analysis.significance`); `success` is False
+    without it. `lack_of_fit`: the factor the bootstrap's deviations are widened by (`analysis.lack_of_fit`).
+    Without a floor but with ≥ 4 falling minima, `floor_law` (E, G, γ), `floor_samples` (rows as `samples`) and
+    `floor_lack_of_fit` hold the floor law the F-test did not select; intervals are the union over both laws.
     """
 
     G: float
@@ -151,6 +163,17 @@ class FrontierFit:
     E: float = 0.0
     E_interval: tuple[float, float] = (math.nan, math.nan)
     has_floor: bool = False
+    n_bootstrap: int = 0
+    significance: SignificanceTest | None = None
+    lack_of_fit: float = 1.0
+    floor_law: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    floor_samples: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 6)))
+    floor_lack_of_fit: float = 1.0
+
+    @property
+    def interval_reliable(self) -> bool:
+        """Whether the bootstrap kept enough replicates for its intervals to mean their level."""
+        return replicates_reliable(self.n_converged, self.n_bootstrap)
 
     def loss_at_optimum(self, compute) -> np.ndarray:
         """L_opt(C): the loss of a compute-optimal run at C FLOPs."""
@@ -161,20 +184,41 @@ class FrontierFit:
         return _frontier_loss(math.log(self.G), self.gamma, compute, N, math.log(self.k_n), self.a, self.kappa,
                               E=self.E)
 
+    def _laws(self):
+        """(bootstrap samples, point (E, G, γ), lack-of-fit factor) of the selected law and, where a floor was
+        fitted but not selected, of the floor law: each with ≥ 2 replicates."""
+        laws = [(self.samples, (self.E, self.G, self.gamma), self.lack_of_fit),
+                (self.floor_samples, self.floor_law, self.floor_lack_of_fit)]
+        return [law for law in laws if len(law[0]) >= 2]
+
     def loss_at_optimum_interval(self, compute: float) -> tuple[float, float]:
-        """Interval of L_opt(C) from the bootstrap: the law's uncertainty, without a new run's noise."""
-        log_g, gamma, e = self.samples[:, 0], self.samples[:, 1], self.samples[:, 5]
-        return tuple(percentile_interval(_frontier_loss(log_g, gamma, compute, E=e), self.level))
+        """Interval of L_opt(C) from the bootstrap: the law's uncertainty, without a new run's noise; where a
+        floor was fitted but not selected, the union with the floor law's interval (`floor_samples`)."""
+        bands = []
+        for samples, (e, g, gamma), factor in self._laws():
+            point = _frontier_loss(math.log(g), gamma, compute, E=e)
+            replicates = _frontier_loss(samples[:, 0], samples[:, 1], compute, E=samples[:, 5])
+            bands.append(percentile_interval(widen(replicates, point, factor), self.level))
+        return _union(bands)
 
     def prediction_interval(self, N: float, compute: float, *, seed: int = 0) -> tuple[float, float]:
         """Where one new run of N parameters at C FLOPs should land: the bootstrap's L(N, C) plus the run's
-        own noise (σ·ε). (nan, nan) without bootstrap replicates."""
-        if self.samples.shape[0] < 2:
-            return (math.nan, math.nan)
-        log_g, gamma, log_k, a, kappa, e = self.samples.T
-        replicates = _frontier_loss(log_g, gamma, compute, N, log_k, a, kappa, E=e)
-        noise = self.noise_scale * np.random.default_rng(seed).standard_normal(replicates.size)
-        return tuple(percentile_interval(replicates + noise, self.level))
+        own noise (σ·ε), over the laws of `loss_at_optimum_interval`. (nan, nan) without bootstrap replicates."""
+        bands = []
+        for samples, (e, g, gamma), factor in self._laws():
+            log_g, gammas, log_k, a, kappa, es = samples.T
+            point = _frontier_loss(math.log(g), gamma, compute, N, math.log(self.k_n), self.a, self.kappa, E=e)
+            replicates = widen(_frontier_loss(log_g, gammas, compute, N, log_k, a, kappa, E=es), point, factor)
+            noise = self.noise_scale * np.random.default_rng(seed).standard_normal(replicates.size)
+            bands.append(percentile_interval(replicates + noise, self.level))
+        return _union(bands)
+
+
+def _union(bands) -> tuple[float, float]:
+    """The smallest interval holding every band ((nan, nan) without any)."""
+    if not bands:
+        return (math.nan, math.nan)
+    return (float(min(b[0] for b in bands)), float(max(b[1] for b in bands)))
 
 
 def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0, E=0.0):
@@ -199,6 +243,18 @@ def _parabola_designs(fit: IsoFlopFit):
         design = np.column_stack([np.ones_like(u), u, u * u])
         out.append((parabola.x_center, design, parabola(log_n)))
     return out
+
+
+def _minimum_variances(fit: IsoFlopFit) -> np.ndarray:
+    """Delta-method variance of each included budget's minimum value c0 − c1²/(4c2) under the pooled noise σ:
+    its gradient in (c0, c1, c2) is g = (1, u*, u*²) at the vertex u*, so var = σ²·gᵀ(XᵀX)⁻¹g."""
+    used = [p for p in fit.profiles if p.included]
+    variances = []
+    for profile, (center, design, _) in zip(used, _parabola_designs(fit)):
+        u = profile.parabola.vertex - center
+        g = np.array([1.0, u, u * u])
+        variances.append(fit.noise_scale**2 * float(g @ np.linalg.pinv(design.T @ design) @ g))
+    return np.array(variances)
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,10 +386,55 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     message = f"{form} through {len(used)} budget minima; relative curvature κ = {kappa:.4g}"
     if len(used) == 2:
         notes.append("exact through 2 budgets: the law's own misfit cannot be estimated")
+    variances = _minimum_variances(isoflop)
+    significance = falling_with_compute(budgets, loss_opt, variances)
+    problem = _no_scaling(significance, gamma)
+    residuals = loss_opt - _frontier_loss(math.log(G), gamma, budgets, E=E)
+    lack_of_fit = lack_of_fit_factor(residuals, variances, 3 if has_floor else 2, level)
+    if lack_of_fit > 1:
+        notes.append(f"intervals widened ×{lack_of_fit:.3g}: the minima scatter about the law more than the runs' "
+                     "noise explains (lack of fit, analysis.lack_of_fit)")
+    alternative = {}
+    if not has_floor and replicates is not None:
+        alternative = _unselected_floor(budgets, loss_opt, floor, replicates, variances, level)
+        if alternative:
+            notes.append(f"intervals also hold the floor law E = {alternative['floor_law'][0]:.4g} + "
+                         f"G·C^-γ, fitted but not selected by its F-test")
     return FrontierFit(
         G=G, gamma=gamma, gamma_interval=gamma_interval, kappa=kappa,
         k_n=float(isoflop.k_n), a=float(isoflop.a), loss_law=loss_law,
         budgets=tuple(float(b) for b in budgets), loss_opt=tuple(float(v) for v in loss_opt),
-        samples=samples, n_converged=len(samples), noise_scale=float(sigma), level=level, success=True,
-        message="; ".join([message] + notes), E=E, E_interval=E_interval, has_floor=has_floor,
+        samples=samples, n_converged=len(samples), noise_scale=float(sigma), level=level, success=not problem,
+        message="; ".join([problem] * bool(problem) + [message] + notes), E=E, E_interval=E_interval,
+        has_floor=has_floor, n_bootstrap=int(n_bootstrap) if replicates is not None else 0,
+        significance=significance, lack_of_fit=lack_of_fit, **alternative,
     )
+
+
+def _unselected_floor(budgets, loss_opt, floor: FloorLaw, replicates, variances, level: float) -> dict:
+    """The floor law's point, bootstrap samples and lack-of-fit factor where it could be fitted (≥ 4 budgets,
+    minima falling) but its F-test did not select it; {} otherwise. Why keep it: an interval computed as if the
+    law a test selected were known undercovers (post-selection inference; Leeb & Pötscher 2005), and here the
+    floorless law, selected when the floor's test is not significant, runs below a true floor the further out
+    it extrapolates, so the interval must hold either law."""
+    if len(budgets) < MIN_BUDGETS_FOR_FLOOR or floor.not_falling[0]:
+        return {}
+    reps = fit_floor_law(budgets, replicates[0], refine=False)
+    samples = np.column_stack([reps.log_G, reps.gamma, *replicates[1:], reps.E])
+    samples = samples[np.all(np.isfinite(samples), axis=1)]
+    e, g, gamma = float(floor.E[0]), math.exp(floor.log_G[0]), float(floor.gamma[0])
+    residuals = loss_opt - _frontier_loss(math.log(g), gamma, budgets, E=e)
+    return {"floor_law": (e, g, gamma), "floor_samples": samples,
+            "floor_lack_of_fit": lack_of_fit_factor(residuals, variances, 3, level)}
+
+
+def _no_scaling(significance: SignificanceTest, gamma: float) -> str:
+    """Why the frontier is no law (empty when it is one): its minima rise with compute, or do not fall
+    significantly (`analysis.significance.falling_with_compute`)."""
+    if not gamma > 0:
+        return (f"the loss rises with compute (γ = {gamma:.3g}): the budgets' minima do not scale "
+                f"({significance.message})")
+    if significance.failed:
+        return (f"the runs show no significant scaling: the budgets' minima do not fall significantly with compute "
+                f"({significance.message})")
+    return ""

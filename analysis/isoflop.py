@@ -21,13 +21,17 @@ Notable choices:
 - Exclusion: a budget enters the power law only if its lowest observed loss is at an interior size (the
   sampled sizes bracket the minimum), its parabola opens upward (c2 > 0) and its vertex lies inside the
   window's range of N. Otherwise it is kept in the result with its status and named in `message`.
+- No law in noise: `success` is False when the profiles are no better than a flat loss per budget (a pooled
+  F-test at 1%, `analysis.significance`).
 - Power-law intervals by a parametric bootstrap: each budget's log N* is redrawn from its delta-method
   normal and the power law refitted, `n_bootstrap` times; percentile intervals. This carries the
-  per-budget uncertainty, not a misfit of the power law itself.
+  per-budget uncertainty; where the budgets' log N* scatter about the law more than it explains, the draws are
+  widened by `lack_of_fit` (`analysis.lack_of_fit`), the law's misfit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ import pandas as pd
 from scipy.stats import norm
 
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
+from analysis.lack_of_fit import lack_of_fit_factor
+from analysis.significance import SignificanceTest, profiles_against_constant
 from analysis.table import usable_runs
 
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
@@ -253,6 +259,14 @@ class IsoFlopFit(AllocationLaw):
     level: float
     success: bool
     message: str
+    significance: SignificanceTest | None = None
+    lack_of_fit: float = 1.0
+
+    @property
+    def interval_reliable(self) -> bool:
+        """Whether N_opt's interval means its level: a successful fit with bootstrap draws (this parametric
+        bootstrap drops none: every budget's log N* is redrawn from its delta-method normal)."""
+        return self.success and len(self.law_samples) >= 2
 
 
 def profile_window(n, loss, half_width: int = WINDOW_HALF_WIDTH) -> np.ndarray:
@@ -348,7 +362,14 @@ def fit_isoflop(
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
     sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
     profiles = tuple(_profile(b, g, sigma, outlier_threshold, level) for b, g in groups)
-    return _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    significance = profiles_against_constant((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float))
+                                             for _, g in groups)
+    fit = _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    if significance.failed:  # analysis.significance: no law in noise
+        return dataclasses.replace(fit, success=False, significance=significance, message=(
+            f"the runs show no significant scaling: the IsoFLOP profiles are no better than a flat loss per budget "
+            f"({significance.message}); {fit.message}"))
+    return dataclasses.replace(fit, significance=significance)
 
 
 def _windowed(group: pd.DataFrame):
@@ -377,13 +398,18 @@ def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: i
     d_law = fit_power_law(compute, compute / (6 * np.exp(log_n)))
     se = np.array([p.parabola.vertex_se for p in used])
     samples = np.empty((0, 2))
+    lack_of_fit = lack_of_fit_factor(log_n - np.log(n_law.predict(compute)), se**2, 2, level)
     if n_bootstrap and np.all(np.isfinite(se)):
         rng = np.random.default_rng(seed)
-        draws = log_n + se * rng.standard_normal((n_bootstrap, len(used)))
+        # the vertices scatter about the law more than their noise explains: widen (analysis.lack_of_fit)
+        draws = log_n + lack_of_fit * se * rng.standard_normal((n_bootstrap, len(used)))
         samples = np.array([(f.k, f.p) for f in (fit_power_law(compute, np.exp(row)) for row in draws)])
         # D* = C/(6N*) per budget, so ln k_d = −ln 6 − ln k_n and b = 1 − a within each draw.
         a_interval = percentile_interval(samples[:, 1], level)
         b_interval = percentile_interval(1 - samples[:, 1], level)
+        if lack_of_fit > 1:
+            notes.append(f"intervals widened ×{lack_of_fit:.3g}: the budgets' N* scatter about the law more than "
+                         "their noise explains (lack of fit)")
     else:
         a_interval = b_interval = nan_pair
         notes.append("no interval: per-budget N* standard errors unavailable" if n_bootstrap else "no bootstrap")
@@ -392,4 +418,5 @@ def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: i
         profiles=profiles, n_law=n_law, d_law=d_law, a=float(n_law.p), a_interval=a_interval,
         b=float(d_law.p), b_interval=b_interval, k_n=float(n_law.k), k_d=float(d_law.k),
         law_samples=samples, noise_scale=sigma, level=level, success=True, message=message,
+        lack_of_fit=lack_of_fit,
     )

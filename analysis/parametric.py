@@ -28,7 +28,8 @@ objective, and the lower end point wins, ties to the grid (`search`, docs/method
 
 Honesty: the result's `success` is False, and `message` says why, when the best run did not converge, a
 parameter sits on its bound (`BOUNDS`: wide enough that an interior optimum never touches them), or the
-best few converged starts reach different parameters at nearly the same objective (not identified).
+best few converged starts reach different parameters at nearly the same objective (not identified), or the
+law explains the losses no better than a constant (`analysis.significance`: an F-test at 1%).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from scipy.optimize import minimize
 from analysis import varpro
 from analysis.lbfgs import NOT_CONVERGED as LBFGS_NOT_CONVERGED
 from analysis.lbfgs import BatchResult, concat_batches, minimize_batch
+from analysis.significance import SignificanceTest, law_against_constant
 from analysis.table import usable_runs
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
@@ -242,6 +244,7 @@ class ParametricFit:
     best_search: str
     success: bool
     message: str
+    significance: SignificanceTest | None = None
 
     @property
     def params(self) -> ChinchillaParams:
@@ -348,6 +351,11 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
         problems.append(f"the best {ties.size} converged starts reach the same objective within {FLAT_RTOL:g} "
                         f"but parameters differing by up to {np.max(_relative_gap(batch.x[ties], x)):.2%}: "
                         "the parameters are not identified by these runs")
+    log_pred = np.logaddexp(x[0], np.logaddexp(x[1] - x[3] * data.log_n, x[2] - x[4] * data.log_d))
+    significance = law_against_constant(data.log_loss, log_pred - data.log_loss, weights, 4 if fixed_E else 5)
+    if significance.failed:  # analysis.significance: a law must beat "no dependence on N and D"
+        problems.append(f"the runs show no significant scaling: L(N, D) explains the losses no better than a constant "
+                        f"({significance.message})")
     from_varpro = np.zeros(len(batch.fun), dtype=bool) if from_varpro is None else np.asarray(from_varpro, bool)
     n_vp = int(from_varpro.sum())
     sources = [f"the best of {n_starts} grid starts"] * bool(n_vp < len(from_varpro))
@@ -362,7 +370,6 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
     ends = np.where(batch.converged, batch.fun, np.inf)
     by_search = {name: float(np.min(ends[rows])) if np.any(rows) and np.isfinite(np.min(ends[rows])) else math.nan
                  for name, rows in (("grid", ~from_varpro), ("varpro", from_varpro))}
-    log_pred = np.logaddexp(x[0], np.logaddexp(x[1] - x[3] * data.log_n, x[2] - x[4] * data.log_d))
     nan = math.nan
     return ParametricFit(
         E=math.exp(x[0]), A=math.exp(x[1]), B=math.exp(x[2]), alpha=float(x[3]), beta=float(x[4]),
@@ -372,7 +379,7 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
         top_objectives=tuple(float(v) for v in batch.fun[top]), top_spread=spread, starts_agree=agree,
         on_bound=on_bound, fixed_E=fixed_E, delta=delta, objective_grid=by_search["grid"],
         objective_varpro=by_search["varpro"], best_search="varpro" if from_varpro[best] else "grid",
-        success=not problems, message=message,
+        success=not problems, message=message, significance=significance,
     )
 
 

@@ -131,6 +131,17 @@ def percentile_interval(samples, level: float = 0.95) -> Interval:
     return Interval(lo, hi, n_finite=finite.size, n_total=arr.size, level=level)
 
 
+# A bootstrap interval rests on the replicates it kept; when most were dropped (failed to converge, a parabola
+# opened downward, ...) the kept ones are a selected subset and their spread is not the sampling distribution,
+# so the interval is marked unreliable instead of reported at its level ("most" = more than half).
+MIN_KEPT_SHARE = 0.5
+
+
+def replicates_reliable(n_kept: int, n_total: int) -> bool:
+    """Whether a bootstrap that kept `n_kept` of `n_total` replicates gives an interval worth its level."""
+    return n_total >= 2 and n_kept >= 2 and n_kept >= MIN_KEPT_SHARE * n_total
+
+
 class AllocationLaw:
     """N_opt = k_n·C^a with bootstrap samples of (k_n, a): the methods Approaches 1 and 2 share.
 

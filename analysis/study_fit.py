@@ -177,13 +177,14 @@ class StudyFit:
         fit's own when the asked-for predictor was not fitted. ValueError when no approach was fitted."""
         if self.headline is None:
             raise NoFitError("no approach could be fitted, so there is nothing to predict from: "
-                             + ("; ".join(f"{k}: {r}" for k, r in self.skipped) or "see the fit's messages"))
+                             + ("; ".join(f"{k}: {r}" for k, r in self.failures()) or "see the fit's messages"))
         if predictor in (None, "auto") or predictor == self.headline.predictor:
             return self.headline
         if predictor not in PREDICTORS:
             raise ValueError(f"predictor must be 'auto' or one of {PREDICTORS}, got {predictor!r}")
         fitted = self.approach3 is not None and self.approach3.success if predictor == "approach3" else (
-            self.frontier is not None and self.approach2 is not None and self.approach2.success)
+            self.frontier is not None and self.frontier.success
+            and self.approach2 is not None and self.approach2.success)
         if not fitted:
             return dataclasses.replace(self.headline, reason=f"{PREDICTOR_NAMES[predictor]} was asked for but not "
                                                              f"fitted; {self.headline.reason}")
@@ -214,8 +215,30 @@ class StudyFit:
             out["the loss frontier"] = float(self.frontier.E)
         return out
 
-    def _floor_warnings(self, allocations, extrapolation: float) -> tuple[str, ...]:
+    def failures(self) -> tuple[tuple[str, str], ...]:
+        """(component, reason) for every approach that was skipped or fitted without success."""
+        failed = [(name, reason) for name, reason in self.skipped if name.startswith("approach")]
+        for name in ("approach1", "approach2", "approach3"):
+            law = getattr(self, name)
+            if law is not None and not law.success:
+                failed.append((name, law.message))
+        return tuple(failed)
+
+    def unreliable_intervals(self) -> tuple[str, ...]:
+        """One sentence per fitted law whose bootstrap intervals do not mean their level (most replicates
+        dropped, or the fit itself failed or sits on a bound): `powerlaw.replicates_reliable`."""
         out = []
+        boot = self.approach3_bootstrap
+        if boot is not None and not boot.interval_reliable:
+            out.append(f"Approach 3's intervals are unreliable ({boot.message}; fit: "
+                       f"{'ok' if boot.fit.success else 'NOT OK'})")
+        if self.frontier is not None and self.frontier.n_bootstrap and not self.frontier.interval_reliable:
+            out.append(f"the loss frontier's intervals are unreliable ({self.frontier.n_converged} of "
+                       f"{self.frontier.n_bootstrap} bootstrap replicates kept)")
+        return tuple(out)
+
+    def _floor_warnings(self, allocations, extrapolation: float) -> tuple[str, ...]:
+        out = list(self.unreliable_intervals())
         for allocation in allocations:
             for law, floor in self.floors().items():
                 if allocation.loss.known and allocation.loss.value < floor:
@@ -353,18 +376,21 @@ def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, bo
 
 def _check_consistency(fits: _Fits) -> None:
     r = fits.results
+    # only laws that fitted (and beat "no scaling", analysis.significance) are compared: two fits of noise
+    # have wide intervals that overlap, and calling them "consistent" would vouch for a law that is not there
     estimates = [exponents_of(r[key], APPROACH_NAMES[key]) for key in ("approach1", "approach2") if fits.ok(key)]
-    if "approach3" in r:
+    if fits.ok("approach3"):
         estimates.append(_approach3_estimate(r["approach3"], r.get("approach3_bootstrap")))
     if len(estimates) >= 2:
         r["consistency"] = check_consistency(estimates)
     else:
-        fits.skipped.append(("consistency", f"{len(estimates)} approach(es) fitted; need ≥ 2 to compare"))
+        fits.skipped.append(("consistency", f"{len(estimates)} approach(es) fitted successfully; need ≥ 2 to compare"))
 
 
 def _headline(r: dict) -> Headline | None:
     approach2 = r.get("approach2")
-    frontier_ok = approach2 is not None and approach2.success and r.get("frontier") is not None
+    frontier = r.get("frontier")
+    frontier_ok = approach2 is not None and approach2.success and frontier is not None and frontier.success
     return choose_headline(
         frontier_ok=frontier_ok, approach3_ok="approach3" in r and r["approach3"].success,
         approach1_ok="approach1" in r and r["approach1"].success, backtest=r.get("backtest"),

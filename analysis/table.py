@@ -16,7 +16,8 @@ Notable choices:
 - Unusable rows are excluded, never silently: `clean_runs` (pure) says which and why; `read_table` and
   `usable_runs` raise an `ExcludedRunsWarning` naming every excluded run id (or row) and its reason.
   Reasons: status other than "completed", N or D missing or not positive, loss missing, not finite or
-  not positive (losses are fitted in log space).
+  not positive (losses are fitted in log space), or marked True in a boolean exclusion column (`excluded`
+  or `*_excluded`, `exclusion_columns`).
 - N and D are cast to int64 (rounded) after exclusion; optional integer columns become nullable Int64.
 - Curves (`read_curves`): `loss` is the TRAINING loss, logged at every step. Training windows are drawn
   without replacement within each pass over the training split (lm/batches.py), so while a run's
@@ -99,6 +100,25 @@ def _run_label(df: pd.DataFrame, label) -> str:
     return f"row {label}"
 
 
+def exclusion_columns(df: pd.DataFrame) -> list[str]:
+    """Boolean columns that mark runs to leave out: named `excluded` or ending in `_excluded` (Epoch AI's
+    Chinchilla extraction marks the runs it drops so, as tests/golden/epoch_chinchilla.csv keeps them)."""
+    return [str(c) for c in df.columns if str(c) == "excluded" or str(c).endswith("_excluded")]
+
+
+_TRUE, _FALSE = {"true", "1", "1.0", "yes"}, {"false", "0", "0.0", "no", "", "nan", "none"}
+
+
+def _exclusion_flags(values: pd.Series, col: str) -> pd.Series:
+    """True where an exclusion column marks the run; ValueError naming the column for a non-boolean value."""
+    text = values.map(lambda v: str(v).strip().lower() if pd.notna(v) else "")
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise ValueError(f"column {col!r} marks excluded runs and must be boolean (True/False), "
+                         f"got {values[bad].iloc[0]!r}")
+    return text.isin(_TRUE)
+
+
 def clean_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a results table into usable rows and a report of the others. Pure: no warning, no copy kept.
 
@@ -125,6 +145,8 @@ def clean_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         loss = pd.to_numeric(df["loss"], errors="coerce").astype(float)
         flag(~(np.isfinite(loss) & (loss > 0)),
              lambda i: f"loss = {_show(df.at[i, 'loss'])} is not a positive finite number")
+    for col in exclusion_columns(df):
+        flag(_exclusion_flags(df[col], col), lambda i, c=col: f"marked excluded by column {c!r}")
     labels = [i for i in df.index if i in reasons]
     excluded = pd.DataFrame({
         "row": labels,

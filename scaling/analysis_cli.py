@@ -264,6 +264,7 @@ def fit_table(fit, source: str) -> str:
         nf = fit.noise_floor
         lines.append(f"noise floor: seed sd {nf.sd:.4g} nats ({nf.relative_sd:.2%}); {nf.message}; per budget "
                      + ", ".join(f"{b.budget:.3g}: {b.sd:.4g}" for b in nf.budgets))
+    lines.extend(f"unreliable: {sentence}" for sentence in fit.unreliable_intervals())
     if fit.consistency is not None:
         lines.append(f"consistency: {fit.consistency.message}")
     if fit.backtest is not None:
@@ -299,7 +300,7 @@ def cmd_fit(args) -> int:
 
 
 def _nothing_fitted(fit) -> str:
-    reasons = "; ".join(f"{name}: {reason}" for name, reason in fit.skipped if name.startswith("approach"))
+    reasons = "; ".join(f"{name}: {reason}" for name, reason in fit.failures())
     return f"no approach could be fitted ({reasons})"
 
 

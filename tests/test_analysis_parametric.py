@@ -138,10 +138,13 @@ def test_parameter_on_bound_is_reported_not_hidden():
 def test_disagreeing_best_starts_fail_the_fit_but_worse_local_minima_do_not():
     """Two end points with the same objective and different parameters: not identified, success False.
     A second end point 1% worse is a local minimum: the best is kept and the fit succeeds."""
-    data = log_data(np.logspace(6, 8, 6), np.logspace(9, 11, 6), np.linspace(3.0, 2.5, 6))
+    x1, x2 = np.array([0.5, 6.0, 6.0, 0.34, 0.28]), np.array([0.5, 7.0, 6.0, 0.40, 0.28])
+    n, d = np.logspace(6, 8, 6), np.geomspace(1e9, 1e11, 6)[::-1]
+    # losses on x1's law (to 1e-4), so that the law beats a constant loss (analysis.significance)
+    loss = predict_loss(ChinchillaParams.from_log(x1), n, d) * np.exp(1e-4 * np.array([1, -1, 1, -1, 1, -1]))
+    data = log_data(n, d, loss)
     w = np.ones(6)
     lower, upper = bounds_for(None)
-    x1, x2 = np.array([0.5, 6.0, 6.0, 0.34, 0.28]), np.array([0.5, 7.0, 6.0, 0.40, 0.28])
     for fun2, agree in ((1.0, False), (1.01, True)):
         batch = BatchResult(x=np.stack([x1, x2]), fun=np.array([1.0, fun2]), status=np.array([1, 1]), nit=np.ones(2))
         fit = summarize(data, w, batch, lower, upper, n_starts=2, n_agree=2, fixed_E=False, delta=1e-3)

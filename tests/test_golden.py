@@ -117,11 +117,11 @@ def test_backtest_approach3_covers_the_largest_budget(name):
 
 @pytest.mark.parametrize("name", [
     miss("porian_kaplan", "4 of 6 inside (mean |error| 1.0%)"),
-    miss("porian_head", "0 of 6 inside (mean |error| 4.1%)"),
+    miss("porian_head", "4 of 6 inside (mean |error| 4.1%; 0 of 6 before the lack-of-fit widening)"),
     miss("porian_warmup", "0 of 6 inside (mean |error| 4.4%)"),
-    miss("porian_cosine", "0 of 5 inside (mean |error| 4.6%)"),
+    miss("porian_cosine", "2 of 5 inside (mean |error| 4.6%; 0 of 5 before the lack-of-fit widening)"),
     miss("porian_tuned", "3 of 6 inside (mean |error| 1.0%)"),
-    miss("epoch_chinchilla", "the one run at 1.3e22 outside (error 17.8%)"),
+    "epoch_chinchilla",  # inside, barely: 2.077 in (2.070, 3.003) about a prediction 16.6% high
 ])
 def test_backtest_frontier_covers_the_largest_budget(name):
     """Fitted without the largest budget, the loss frontier's prediction intervals hold every run of that budget."""

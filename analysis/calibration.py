@@ -1,0 +1,179 @@
+"""Do intervals called 95% cover 95%? Coverage of our intervals measured on simulated sweeps of a known law.
+
+For each of `n_sweeps` simulated IsoFLOP sweeps (`analysis.simulate.simulate_runs`, one seed each) of a
+`LawFamily`, the approaches are fitted exactly as `fit_all` fits them (Approach 2 with its parametric
+bootstrap, the loss frontier through its minima, Approach 3 with its bootstrap over runs), and at each
+`factor` × the largest budget we check whether the interval holds the truth:
+- "approach2 n_opt", "approach3 n_opt": the confidence interval of N_opt(C) against the law's true N_opt;
+- "frontier loss_opt": the frontier's interval of L_opt(C) against the law's true loss at N_opt;
+- "frontier loss", "approach3 loss": the *prediction* interval of one new run at the true N_opt(C) (what a
+  validation run is checked against) against that run's simulated loss, the truth times its own noise.
+An interval its fit marks unreliable (`interval_reliable` False: most replicates dropped, the fit failed or
+sits on a bound) is counted apart, not scored as a 95% interval. The report is the share inside, by
+(predictor, quantity), over the sweeps that gave a reliable interval.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.bootstrap import bootstrap_parametric
+from analysis.frontier import fit_frontier
+from analysis.isoflop import fit_isoflop
+from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, fit_parametric, predict_loss
+from analysis.simulate import simulate_runs
+
+QUANTITIES = ("approach2 n_opt", "approach3 n_opt", "approach3 loss", "frontier loss_opt", "frontier loss")
+APPROACHES = ("approach2", "approach3")
+
+
+@dataclass(frozen=True)
+class LawFamily:
+    """A simulated sweep design: the true law, its IsoFLOP budgets and the sizes per budget (±`width`× N_opt)."""
+
+    name: str
+    params: ChinchillaParams
+    budgets: tuple[float, ...]
+    n_per_budget: int
+    width: float
+
+    def __post_init__(self):
+        if len(self.budgets) < 2 or not all(b > 0 and math.isfinite(b) for b in self.budgets):
+            raise ValueError(f"budgets must be ≥ 2 positive finite FLOP counts, got {self.budgets}")
+        if self.n_per_budget < 3:
+            raise ValueError(f"n_per_budget must be ≥ 3, got {self.n_per_budget}")
+        if not self.width > 1:
+            raise ValueError(f"width must be > 1, got {self.width}")
+
+
+# Two families far apart. "small-lab": the law our demo sweep fitted (README: L = 1.180 + 73.1/N^0.534 +
+# 3368/D^0.667) on its design, 3 budgets × 5 sizes over ±3×. "chinchilla": Hoffmann et al.'s Approach 3 law on
+# 5 budgets 1e18–1e20 × 9 sizes over ±8× (the simulator's default design), where E is most of the loss.
+FAMILIES = {
+    "small-lab": LawFamily("small-lab", ChinchillaParams(E=1.180, A=73.1, B=3368.0, alpha=0.534, beta=0.667),
+                           (1e11, 3.16e11, 1e12), 5, 3.0),
+    "chinchilla": LawFamily("chinchilla", CHINCHILLA_2022, tuple(np.geomspace(1e18, 1e20, 5)), 9, 8.0),
+}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How often one kind of interval held the truth: `n_inside` of `n_scored` reliable intervals (`coverage`);
+    `n_unreliable` intervals were marked unreliable and `n_failed` sweeps gave none (the fit was skipped)."""
+
+    quantity: str
+    factor: float
+    n_inside: int
+    n_scored: int
+    n_unreliable: int
+    n_failed: int
+
+    @property
+    def coverage(self) -> float:
+        return self.n_inside / self.n_scored if self.n_scored else math.nan
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Coverage by quantity and extrapolation factor over `n_sweeps` sweeps of `family` at relative `noise`."""
+
+    family: str
+    noise: float
+    n_sweeps: int
+    n_bootstrap: int
+    level: float
+    coverages: tuple[Coverage, ...]
+
+    def coverage(self, quantity: str, factor: float) -> Coverage:
+        return next(c for c in self.coverages if c.quantity == quantity and c.factor == factor)
+
+
+def _truth(params: ChinchillaParams, compute: float, noise: float, rng) -> dict[str, float]:
+    n_opt, d_opt = (float(v) for v in compute_optimal(params, compute))
+    loss_opt = float(predict_loss(params, n_opt, d_opt))
+    return {"n_opt": n_opt, "d_opt": d_opt, "loss_opt": loss_opt,
+            "loss": loss_opt * math.exp(noise * rng.standard_normal())}
+
+
+def _fits(runs, approaches, *, n_bootstrap: int, level: float, seed: int, search: str):
+    """(Approach 2, frontier, Approach 3, its bootstrap) as fit_all fits them; None where not fitted."""
+    approach2 = frontier = fit = boot = None
+    if "approach2" in approaches:
+        try:
+            approach2 = fit_isoflop(runs, n_bootstrap=n_bootstrap, level=level, seed=seed)
+        except ValueError:
+            pass
+    if approach2 is not None and approach2.success:
+        frontier = fit_frontier(approach2, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    if "approach3" in approaches:
+        fit = fit_parametric(runs, search=search)
+        boot = bootstrap_parametric(runs, n_resamples=n_bootstrap, seed=seed, level=level, fit=fit)
+    return approach2, frontier, fit, boot
+
+
+def _intervals_at(fits, compute: float, truth: dict, seed: int) -> dict:
+    """{quantity: (interval, reliable)} at one compute; a quantity whose fit failed is absent."""
+    approach2, frontier, fit, boot = fits
+    out = {}
+    if approach2 is not None and approach2.success:
+        out["approach2 n_opt"] = (approach2.n_opt_interval(compute), approach2.interval_reliable)
+    if frontier is not None:
+        reliable = frontier.success and frontier.interval_reliable
+        out["frontier loss_opt"] = (frontier.loss_at_optimum_interval(compute), reliable)
+        out["frontier loss"] = (frontier.prediction_interval(truth["n_opt"], compute, seed=seed), reliable)
+    if boot is None:
+        return out
+    reliable = fit.success and boot.interval_reliable
+    out["approach3 n_opt"] = (boot.compute_optimal_intervals(compute)["n_opt"], reliable)
+    out["approach3 loss"] = (boot.prediction_interval(truth["n_opt"], truth["d_opt"], seed=seed), reliable)
+    return out
+
+
+def calibrate(family: LawFamily, *, n_sweeps: int = 100, noise: float = 0.006, factors=(4.0,),
+              n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
+              approaches=APPROACHES, search: str = "both") -> CalibrationResult:
+    """Coverage of every interval kind in the module docstring over `n_sweeps` simulated sweeps of `family`
+    with relative noise `noise` (sweep i uses seed `seed + i`), at each of `factors` × the largest budget.
+    approaches: which fits to run, of "approach2" (with the frontier) and "approach3" (the costly one);
+    search: Approach 3's starts (`parametric.fit_parametric`): "varpro" is the cheap one, reaching the default's
+    objective to ~1e-13 on such sweeps (docs/methods.md), for quick checks."""
+    if n_sweeps < 1 or n_bootstrap < 2:
+        raise ValueError(f"n_sweeps must be ≥ 1 and n_bootstrap ≥ 2, got {n_sweeps} and {n_bootstrap}")
+    if not approaches or set(approaches) - set(APPROACHES):
+        raise ValueError(f"approaches must be a non-empty subset of {APPROACHES}, got {approaches!r}")
+    factors = tuple(float(f) for f in factors)
+    if not factors or not all(f > 0 for f in factors):
+        raise ValueError(f"factors must be positive multiples of the largest budget, got {factors}")
+    counts = {(q, f): [0, 0, 0, 0] for q in QUANTITIES for f in factors}  # inside, scored, unreliable, failed
+    rng = np.random.default_rng(seed)
+    for i in range(n_sweeps):
+        runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
+                             params=family.params, noise=noise, seed=seed + i)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # excluded budgets and the like: what matters is the interval
+            fits = _fits(runs, approaches, n_bootstrap=n_bootstrap, level=level, seed=seed + i, search=search)
+        for factor in factors:
+            compute = factor * max(family.budgets)
+            truth = _truth(family.params, compute, noise, rng)
+            intervals = _intervals_at(fits, compute, truth, seed + i)
+            for quantity in QUANTITIES:
+                tally = counts[(quantity, factor)]
+                if quantity not in intervals or not all(map(math.isfinite, intervals[quantity][0])):
+                    tally[3] += 1
+                    continue
+                (lo, hi), reliable = intervals[quantity]
+                if not reliable:
+                    tally[2] += 1
+                    continue
+                actual = truth[quantity.split()[1]]
+                tally[0] += int(lo <= actual <= hi)
+                tally[1] += 1
+    # the frontier's quantities come with Approach 2's fit, Approach 3's with its own
+    wanted = [q for q in QUANTITIES if ("approach3" if q.startswith("approach3") else "approach2") in approaches]
+    coverages = tuple(Coverage(q, f, *counts[(q, f)]) for f in factors for q in wanted)
+    return CalibrationResult(family=family.name, noise=noise, n_sweeps=n_sweeps, n_bootstrap=n_bootstrap,
+                             level=level, coverages=coverages)

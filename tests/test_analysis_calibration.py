@@ -1,0 +1,63 @@
+"""Intervals called 95% cover about 95% of the truth on simulated sweeps of known laws (analysis/calibration.py).
+
+A quick version of benchmarks/calibration.py (whose 100-sweep figures at 200 replicates are in docs/methods.md):
+100 sweeps per check (50 for Approach 3), fewer bootstrap replicates, Approach 3 from its variable-projection starts only (the same
+optimum as the default's, to ~1e-13). The target is 90-98%; where we miss it the test is a strict xfail with the
+measured figure, so an improvement shows.
+"""
+
+import pytest
+
+from analysis.calibration import FAMILIES, calibrate
+
+
+@pytest.fixture(scope="module")
+def chinchilla_law():
+    """Hoffmann et al.'s law on 5 budgets × 9 sizes, 0.6% noise (our runs' seed-to-seed spread)."""
+    return calibrate(FAMILIES["chinchilla"], n_sweeps=100, noise=0.006, factors=(4.0,), n_bootstrap=100,
+                     approaches=("approach2",))
+
+
+@pytest.fixture(scope="module")
+def small_lab():
+    """Our demo's fitted law on its design: 3 budgets × 5 sizes, 0.6% noise."""
+    return calibrate(FAMILIES["small-lab"], n_sweeps=100, noise=0.006, factors=(4.0,), n_bootstrap=100,
+                     approaches=("approach2",))
+
+
+@pytest.mark.parametrize("quantity", ["approach2 n_opt", "frontier loss_opt", "frontier loss"])
+def test_approach2_and_frontier_cover_the_truth_4x_beyond_a_chinchilla_sweep(chinchilla_law, quantity):
+    """Measured: 0.99, 0.95, 0.97 (the benchmark before the lack-of-fit widening and the floor-law union: 0.92,
+    0.45, 0.47)."""
+    coverage = chinchilla_law.coverage(quantity, 4.0)
+    assert coverage.n_scored >= 95 and coverage.coverage >= 0.90, coverage
+
+
+def test_approach2_covers_the_truth_4x_beyond_a_small_lab_sweep(small_lab):
+    """Measured 0.96 (0.81 before the lack-of-fit widening)."""
+    coverage = small_lab.coverage("approach2 n_opt", 4.0)
+    assert coverage.n_scored == 100 and coverage.coverage >= 0.90, coverage
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.85 (L_opt) and 0.89 (a new run): 3 budgets through a floorless "
+                                       "law leave 1 residual degree of freedom to see its misfit by")
+def test_frontier_covers_the_truth_4x_beyond_a_small_lab_sweep(small_lab):
+    assert small_lab.coverage("frontier loss_opt", 4.0).coverage >= 0.90
+    assert small_lab.coverage("frontier loss", 4.0).coverage >= 0.90
+
+
+def test_approach3_covers_the_truth_4x_beyond_a_small_lab_sweep():
+    """50 sweeps, 40 replicates each, to stay quick (Approach 3 costs most): measured 0.96 (N_opt) and 0.94 (a new
+    run); the benchmark's 100 sweeps at 200 replicates: 1.00 and 0.98."""
+    result = calibrate(FAMILIES["small-lab"], n_sweeps=50, noise=0.006, factors=(4.0,), n_bootstrap=40,
+                       approaches=("approach3",), search="varpro")
+    for quantity in ("approach3 n_opt", "approach3 loss"):
+        coverage = result.coverage(quantity, 4.0)
+        assert coverage.n_scored >= 48 and 0.88 <= coverage.coverage, coverage
+
+
+def test_calibrate_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="approaches"):
+        calibrate(FAMILIES["small-lab"], n_sweeps=1, approaches=("approach4",))
+    with pytest.raises(ValueError, match="factors"):
+        calibrate(FAMILIES["small-lab"], n_sweeps=1, factors=(-1.0,))
