@@ -18,6 +18,12 @@ Notable choices:
   `scaling sweep status` can show progress from the store alone.
 - `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
   with the same row columns.
+- WSD trunks and branches (experiments/wsd.py): a trunk keeps a checkpoint at each of its branches'
+  steps (`checkpoint_steps`), never deleted with the run's own; a branch starts from its trunk's
+  checkpoint at its branch step, which must be in the store before it starts. A trunk's row has no loss
+  (its stable-phase losses are in its curve; its branches are the points); a branch's row names its
+  trunk (`trunk_id`) and the tokens it trained on the trunk (`branch_tokens`), and its D, C and flops
+  are those of the whole run to D, as for an independent run.
 - Two processes must not run the same run id into one store at once: the sweep driver holds the run's
   lease (experiments/lease.py) while its task runs.
 """
@@ -34,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from experiments import provenance, store as st
+from experiments import provenance, store as st, wsd
 from experiments.spec import ExperimentSpec
 from lm import checkpoint
 from lm.data import TokenizedCorpus
@@ -72,6 +78,7 @@ def run_experiment(
     on_progress: Callable[[CurvePoint, int], None] | None = None,
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
+    checkpoint_steps: tuple[int, ...] = (),
 ) -> dict:
     """Train `spec` into `<store>/runs/<spec.run_id>/` and return its results-table row (see store.ROW_COLUMNS).
 
@@ -81,11 +88,17 @@ def run_experiment(
     stop_after_step: stop after this many steps as an interruption would (status "interrupted", resumable;
         the row is returned but not written, since the run is not done).
     peak_flops: the device's peak FLOP/s for MFU; measured (and cached) when None.
-    Raises ValueError, before writing anything, for a bad sweep name or a corpus that is not the spec's.
+    checkpoint_steps: for a WSD trunk, its branches' steps: a checkpoint is kept at each.
+    Raises ValueError, before writing anything, for a bad sweep name, a corpus that is not the spec's, or
+    a branch whose trunk's checkpoint at its branch step is not in the store.
     """
     st.check_name(sweep, "sweep name")
     corpus = TokenizedCorpus.load(corpus_path)
     check_corpus(spec, corpus)
+    start_from = wsd.trunk_checkpoint(store, spec) if wsd.is_branch(spec) else None
+    if start_from is not None and not start_from.exists() and not st.is_done(store, spec.run_id):
+        raise ValueError(f"branch {spec.run_id} cannot start: its trunk {spec.trunk_id} has no checkpoint at step "
+                         f"{spec.branch_step} in the store ({start_from})")
     folder = st.prepare_run(store, spec, sweep=sweep)
     run_id = spec.run_id
     existing = st.read_row(store, run_id)
@@ -116,7 +129,8 @@ def run_experiment(
     try:
         config = spec.train_config(device=device, threads=threads, compile=compile)
         result = train(config, corpus, checkpoint_dir=folder, checkpoint_every=every, on_progress=progress,
-                       stop_after_step=stop_after_step, peak_flops=peak_flops)
+                       stop_after_step=stop_after_step, peak_flops=peak_flops, checkpoint_steps=checkpoint_steps,
+                       start_from=start_from)
     except (KeyboardInterrupt, SystemExit) as e:
         status.update(status="interrupted", error=f"{type(e).__name__} during attempt {status['attempts']}",
                       updated_at=_now())
@@ -184,7 +198,7 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "D": tokens, "passes": result.passes if trained else None,
         "C": 6.0 * n * tokens if trained else None, "flops": result.flops if trained else None,
         "budget": spec.budget,
-        "loss": result.final_val_loss if trained and result.status == "completed" else None,
+        "loss": result.final_val_loss if trained and result.status == "completed" and not spec.trunk else None,
         "train_loss": result.final_train_loss if trained else None,
         "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,
         "vocab_size": spec.vocab_size,
@@ -197,6 +211,9 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "attempts": status["attempts"],
         "resumed_from_step": resumed[-1],  # the last resumption; status.json lists them all
         "error": status.get("error"),
+        "role": "trunk" if spec.trunk else "branch" if wsd.is_branch(spec) else "run",
+        "trunk_id": spec.trunk_id,
+        "branch_tokens": spec.branch_step * spec.tokens_per_step if wsd.is_branch(spec) else None,
     }
     assert tuple(row) == st.ROW_COLUMNS
     return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
