@@ -81,9 +81,15 @@ def cmd_plan(args) -> int:
     for r in sweep_plan.to_rows():
         budget = f"{r['budget']:.2e}" if r["budget"] else "-"
         print(f"{r['run_id']:<16} {budget:>9} {r['n_layers']:>6} {r['d_model']:>5} {r['N']:>11,} {r['D']:>13,}"
-              f" {r['tokens_per_param']:>6.1f} {r['C']:>9.2e} {r['lr']:>8.1e} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f}")
+              f" {r['tokens_per_param']:>6.1f} {r['C']:>9.2e} {r['lr']:>8.1e} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f}"
+              + (f"  {r['role']}" if "role" in r else ""))
     print(f"{len(sweep_plan.runs)} runs, total C = {sweep_plan.total_C:.3e} FLOPs "
           f"({sweep_plan.total_flops:.3e} exact), about {sweep_plan.serial_seconds / 60:.1f} min one after another")
+    if sweep_plan.branching is not None:
+        b = sweep_plan.branching
+        print(f"wsd: {len(b.trunks)} trunks, {len(b.branches)} branches; exact FLOPs {sweep_plan.total_flops:.3e} "
+              f"against {sweep_plan.flops_if_separate:.3e} as separate runs: "
+              f"{sweep_plan.total_flops / sweep_plan.flops_if_separate:.2f} of it")
     return 0
 
 
