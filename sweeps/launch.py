@@ -17,6 +17,9 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   that folder by path. On a cluster the store must be on a filesystem every node sees.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
+- WSD trunks and branches (sweeps/wsd.py). A trunk is one run (leased, never trained twice) that keeps a
+  checkpoint at each of its branches' steps; a branch is submitted once that checkpoint is in the store,
+  beside the trunk still training; one whose trunk ended without it is recorded as failed, naming why.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
   unreachable --address, before anything is written to the store.
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
@@ -36,6 +39,7 @@ from typing import Callable
 from experiments import lease, store as st
 from experiments.runner import record_failure
 from experiments.spec import ExperimentSpec
+from sweeps import wsd
 from sweeps.config import SweepConfig
 from sweeps.plan import SweepPlan, plan
 from sweeps.schedule import concurrency_cap, order_longest_first, pending_runs, resources_for
@@ -98,7 +102,8 @@ class LaunchReport:
         return sum(1 for r in self.rows if r["status"] == status)
 
 
-def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str) -> dict:
+def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
+               checkpoint_steps: tuple[int, ...] = ()) -> dict:
     """One run, executed inside a Ray worker. Ray pins a task to one thread unless told; we use its CPUs."""
     import torch  # noqa: PLC0415  (workers import torch on first use)
 
@@ -106,7 +111,8 @@ def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, thread
 
     torch.set_num_threads(threads)
     spec = ExperimentSpec.from_dict(spec_dict)
-    return run_experiment(spec, store=store, corpus_path=corpus_path, sweep=sweep, device=device, threads=threads)
+    return run_experiment(spec, store=store, corpus_path=corpus_path, sweep=sweep, device=device, threads=threads,
+                          checkpoint_steps=tuple(checkpoint_steps))
 
 
 def prepare_sweep_corpus(config: SweepConfig, store: Path):
@@ -253,8 +259,7 @@ class _Driver:
         """Train `queue` (longest first); return (interrupted, message)."""
         try:
             while queue or self.in_flight or self.waiting:
-                while queue and len(self.in_flight) < self.cap:
-                    spec = queue.pop(0)
+                while len(self.in_flight) < self.cap and (spec := self.next_runnable(queue)) is not None:
                     if self.claim(spec):
                         self.submit(spec)
                 self.report(queue)
@@ -274,6 +279,27 @@ class _Driver:
             return True, "interrupted: runs in flight were stopped and will resume from their checkpoints on relaunch"
         return False, ""
 
+    def next_runnable(self, queue: list[ExperimentSpec]) -> ExperimentSpec | None:
+        """Take the first queued run that may start now (a WSD branch waits for its trunk's checkpoint);
+        record as failed the branches whose trunk ended without theirs."""
+        for i, spec in enumerate(queue):
+            state = wsd.readiness(spec, self.store)
+            if state == wsd.ORPHANED and st.is_done(self.store, spec.run_id):  # finished by another driver
+                del queue[i]
+                self.progress.done_elsewhere += 1
+                return self.next_runnable(queue)
+            if state == wsd.ORPHANED and self.keeper.try_take(spec.run_id, self.watch.verdict(self.store, spec.run_id)):
+                del queue[i]
+                row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name,
+                                     error=wsd.orphan_reason(spec, self.store))
+                self.keeper.give_up(spec.run_id)
+                self.rows.append(row)
+                self.progress.record(row["status"])
+                return self.next_runnable(queue)
+            if state == wsd.READY:
+                return queue.pop(i)
+        return None
+
     def claim(self, spec: ExperimentSpec) -> bool:
         """Take the run's lease; False if another driver holds it (it waits) or finished it meanwhile."""
         run_id = spec.run_id
@@ -292,8 +318,10 @@ class _Driver:
         resources = resources_for(spec, device_kind=self.device_kind, gpu_memory_bytes=self.gpu_memory,
                                   cpus_per_run=self.res.cpus_per_run, gpus_per_run=self.res.gpus_per_run)
         device = "cuda" if self.device_kind == "gpu" else "cpu"
+        steps = self.sweep_plan.branching.trunks.get(spec.run_id, ()) if self.sweep_plan.branching else ()
         ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(
-            spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device)
+            spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device,
+            steps)
         self.in_flight[ref] = spec
         self.attempts[spec.run_id] = self.attempts.get(spec.run_id, 0) + 1
 

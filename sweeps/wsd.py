@@ -14,15 +14,21 @@ equally by the branches that need it (those branching at or after its end), and 
 last branch (trunk_tokens) equally by all; so the branches' charges add up to the sweep's spend exactly
 (the Shapley value of the cost "train the trunk to the latest branch"). `flops_if_separate` is the same
 branches trained as independent runs, each to its D.
+
+Scheduling (`readiness`): a branch may start once its trunk's checkpoint at its branch step is in the
+store, so branches run beside the trunk that is still training past them; a branch whose trunk ended
+without that checkpoint (it diverged or failed before, or was trained before the branch was planned) can
+never start and is recorded as failed by the launcher rather than waited for.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from experiments import wsd
+from experiments import store as st, wsd
 from experiments.spec import ExperimentSpec
 from lm.accounting import training_flops_per_token
 from sweeps.config import SweepConfig, SweepConfigError
@@ -132,3 +138,20 @@ def _trunk_share(branch: ExperimentSpec, members: list[ExperimentSpec], trunk_st
         charged += (point - previous) / needing
         previous = point
     return charged + (trunk_steps - points[-1]) / len(members)
+
+
+READY, BLOCKED, ORPHANED = "ready", "blocked", "orphaned"
+
+
+def readiness(spec: ExperimentSpec, store: str | Path) -> str:
+    """READY (not a branch, or its trunk's checkpoint at the branch step exists), BLOCKED (its trunk has not
+    reached the branch step yet) or ORPHANED (its trunk is done without that checkpoint: it never will)."""
+    if not wsd.is_branch(spec) or wsd.trunk_checkpoint(store, spec).exists():
+        return READY
+    return ORPHANED if st.is_done(store, spec.trunk_id) else BLOCKED
+
+
+def orphan_reason(spec: ExperimentSpec, store: str | Path) -> str:
+    row = st.read_row(store, spec.trunk_id) or {}
+    return (f"its trunk {spec.trunk_id} ended {row.get('status')!r} without a checkpoint at the branch step "
+            f"{spec.branch_step} ({row.get('error') or 'it was trained before this branch was planned'})")
