@@ -18,9 +18,9 @@ Notable choices:
   `scaling sweep status` can show progress from the store alone.
 - `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
   with the same row columns.
-- WSD trunks and branches (experiments/wsd.py): a trunk keeps a checkpoint at each of its branches'
-  steps (`checkpoint_steps`), never deleted with the run's own; a branch starts from its trunk's
-  checkpoint at its branch step, which must be in the store before it starts. A trunk's row has no loss
+- WSD trunks and branches (experiments/wsd.py): a trunk keeps a checkpoint at its last step, never
+  deleted with the run's own, and may start from a shorter trunk of its line (`start_from`); a branch
+  starts from its trunk's checkpoint; either starting checkpoint must be in the store when the run starts. A trunk's row has no loss
   (its stable-phase losses are in its curve; its branches are the points); a branch's row names its
   trunk (`trunk_id`) and the tokens it trained on the trunk (`branch_tokens`), and its D, C and flops
   are those of the whole run to D, as for an independent run.
@@ -78,7 +78,7 @@ def run_experiment(
     on_progress: Callable[[CurvePoint, int], None] | None = None,
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
-    checkpoint_steps: tuple[int, ...] = (),
+    start_from: str | Path | None = None,
 ) -> dict:
     """Train `spec` into `<store>/runs/<spec.run_id>/` and return its results-table row (see store.ROW_COLUMNS).
 
@@ -88,17 +88,19 @@ def run_experiment(
     stop_after_step: stop after this many steps as an interruption would (status "interrupted", resumable;
         the row is returned but not written, since the run is not done).
     peak_flops: the device's peak FLOP/s for MFU; measured (and cached) when None.
-    checkpoint_steps: for a WSD trunk, its branches' steps: a checkpoint is kept at each.
+    start_from: a WSD trunk's checkpoint to start from (a shorter trunk's of its line); a branch always
+        starts from its own trunk's (experiments.wsd.trunk_checkpoint).
     Raises ValueError, before writing anything, for a bad sweep name, a corpus that is not the spec's, or
-    a branch whose trunk's checkpoint at its branch step is not in the store.
+    a starting checkpoint that is not in the store (unless the run has its own to resume from).
     """
     st.check_name(sweep, "sweep name")
     corpus = TokenizedCorpus.load(corpus_path)
     check_corpus(spec, corpus)
-    start_from = wsd.trunk_checkpoint(store, spec) if wsd.is_branch(spec) else None
-    if start_from is not None and not start_from.exists() and not st.is_done(store, spec.run_id):
-        raise ValueError(f"branch {spec.run_id} cannot start: its trunk {spec.trunk_id} has no checkpoint at step "
-                         f"{spec.branch_step} in the store ({start_from})")
+    if wsd.is_branch(spec):
+        start_from = wsd.trunk_checkpoint(store, spec)
+    if start_from is not None and not Path(start_from).exists() and not st.is_done(store, spec.run_id) and \
+            not (st.run_dir(store, spec.run_id) / checkpoint.FILENAME).exists():
+        raise ValueError(f"run {spec.run_id} cannot start: its starting checkpoint {start_from} is not in the store")
     folder = st.prepare_run(store, spec, sweep=sweep)
     run_id = spec.run_id
     existing = st.read_row(store, run_id)
@@ -129,8 +131,8 @@ def run_experiment(
     try:
         config = spec.train_config(device=device, threads=threads, compile=compile)
         result = train(config, corpus, checkpoint_dir=folder, checkpoint_every=every, on_progress=progress,
-                       stop_after_step=stop_after_step, peak_flops=peak_flops, checkpoint_steps=checkpoint_steps,
-                       start_from=start_from)
+                       stop_after_step=stop_after_step, peak_flops=peak_flops, start_from=start_from,
+                       checkpoint_steps=(spec.steps,) if spec.trunk else ())
     except (KeyboardInterrupt, SystemExit) as e:
         status.update(status="interrupted", error=f"{type(e).__name__} during attempt {status['attempts']}",
                       updated_at=_now())

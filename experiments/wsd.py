@@ -6,12 +6,19 @@ the latest cooldown start serves them all, and each *branch* trains only its coo
 checkpoint at its own cooldown start (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training
 Beyond Fixed Training Durations", §4; MiniCPM and OLMo do the same).
 
-- `trunk_for(spec, steps=...)` is the trunk a WSD spec branches from, trained `steps` steps: the spec
-  with schedule "constant", `trunk=True`, and the fields that only shape the cooldown (cooldown fraction
-  and shape, min_lr_ratio, warmup_fraction, budget) at their defaults, so branches that differ only in
-  their cooldowns share one trunk. Its id is its own spec's hash, as for every run.
-- `branch_of(spec, trunk)` is the WSD spec as a branch: it names the trunk's id and its branch step, so
-  it has an id of its own, different from the independent run's, and trains the same numbers
+- `trunk_for(spec, steps=...)` is the stable phase of a WSD spec's line trained to `steps`: the spec with
+  schedule "constant", `trunk=True`, and the fields that only shape the cooldown (cooldown fraction and
+  shape, min_lr_ratio, warmup_fraction, budget) at their defaults, so runs that differ only in their
+  cooldowns share it. Its id is its own spec's hash, as for every run; it keeps one checkpoint, at its
+  last step.
+- One trunk run per branch step: the trunk of a branch is `trunk_of(spec)`, its line trained exactly to
+  the branch step, so a branch's id never depends on which other branches a sweep holds. The trunks of
+  one line are trained as a chain, each starting from the checkpoint of the one before it (the state
+  at a step is the same whichever run reached it, bit for bit on CPU: lm/branch.py), so the line is
+  trained once, and a sweep extended with a new branch step adds one trunk, which starts from the
+  nearest shorter one, and retrains nothing.
+- `branch_of(spec)` is the WSD spec as a branch: it names its trunk's id and its branch step, so it has
+  an id of its own, different from the independent run's, and trains the same numbers
   (lm/branch.py checks it at start; tests/test_wsd_branch.py checks bit for bit).
 - The warmup is fixed in steps (`warmup_steps`): with a warmup proportional to each run's length, the
   learning rates of runs to different D would differ from the first step and no trunk could be shared.
@@ -48,18 +55,31 @@ def trunk_for(spec: ExperimentSpec, *, steps: int) -> ExperimentSpec:
                                trunk_id=None, branch_step=None, **{k: _DEFAULTS[k] for k in _COOLDOWN_ONLY})
 
 
-def branch_of(spec: ExperimentSpec, trunk: ExperimentSpec) -> ExperimentSpec:
-    """`spec` (a wsd run) as a branch of `trunk`, which must be its trunk (`trunk_for`) reaching its branch step."""
-    step = branch_step(spec)
-    if not trunk.trunk or trunk_for(spec, steps=trunk.steps) != trunk:
-        raise ValueError(f"run {trunk.run_id} is not the trunk of this wsd run (it differs outside the cooldown)")
-    return dataclasses.replace(spec, trunk_id=trunk.run_id, branch_step=step)
+def trunk_of(spec: ExperimentSpec) -> ExperimentSpec:
+    """The trunk a wsd run (with warmup_steps) or branch starts from: its line trained to its branch step."""
+    return trunk_for(spec, steps=branch_step(spec))
+
+
+def branch_of(spec: ExperimentSpec) -> ExperimentSpec:
+    """`spec` (a wsd run with warmup_steps) as a branch of `trunk_of(spec)`."""
+    return dataclasses.replace(spec, trunk_id=trunk_of(spec).run_id, branch_step=branch_step(spec))
+
+
+def line_of(spec: ExperimentSpec) -> tuple:
+    """What the trunks of one line share (everything but their length): a hashable key."""
+    return tuple(sorted(dataclasses.replace(trunk_of(spec) if not spec.trunk else spec,
+                                            tokens=spec.tokens_per_step).to_dict().items()))
 
 
 def is_branch(spec: ExperimentSpec) -> bool:
     return spec.trunk_id is not None
 
 
+def final_checkpoint(store: str | Path, trunk_id: str, step: int) -> Path:
+    """Where a trunk of `step` steps keeps its last state in the store."""
+    return checkpoint.step_path(st.run_dir(store, trunk_id), step)
+
+
 def trunk_checkpoint(store: str | Path, branch: ExperimentSpec) -> Path:
     """Where a branch's starting checkpoint lies in the store: its trunk's checkpoint at the branch step."""
-    return checkpoint.step_path(st.run_dir(store, branch.trunk_id), branch.branch_step)
+    return final_checkpoint(store, branch.trunk_id, branch.branch_step)

@@ -11,8 +11,8 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
                 aspect: 64 (target d_model / n_layers of the shapes sizes resolve to; smaller is deeper)}
                 cooldown: {fraction: 0.2, shape: linear | 1-sqrt} (wsd: the cooldown, instead of cooldown_fraction)}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
-    wsd:       {warmup_tokens (required); trunk_tokens} (schedule wsd: one trunk per model, lr, batch size and
-                seed, with a cooldown branch per token count; sweeps/wsd.py)
+    wsd:       {warmup_tokens (required); trunk_tokens} (schedule wsd: one line of trunks per model, lr, batch
+                size and seed, with a cooldown branch per token count; sweeps/wsd.py)
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null}
     planning:  {device, flops_per_second, step_overhead_seconds, overhead_seconds: 1, min_steps: 100}
@@ -160,10 +160,10 @@ class Cooldown:
 
 @dataclass(frozen=True, kw_only=True)
 class WSDSection:
-    """Trunks and cooldown branches (sweeps/wsd.py): the warmup they share, and optionally a trunk length."""
+    """Trunks and cooldown branches (sweeps/wsd.py): the warmup they share, and optionally a limit on trunks."""
 
     warmup_tokens: int  # the fixed warmup of every trunk and branch, rounded to whole steps per batch size
-    trunk_tokens: int | None = None  # train every trunk this far (room for later branches); None: its last branch
+    trunk_tokens: int | None = None  # the longest stable phase any trunk may train (a guard); None: no limit
 
     def __post_init__(self):
         _require(self.warmup_tokens >= 0, "warmup_tokens", f"must be >= 0, got {self.warmup_tokens!r}")

@@ -17,9 +17,10 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   that folder by path. On a cluster the store must be on a filesystem every node sees.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
-- WSD trunks and branches (sweeps/wsd.py). A trunk is one run (leased, never trained twice) that keeps a
-  checkpoint at each of its branches' steps; a branch is submitted once that checkpoint is in the store,
-  beside the trunk still training; one whose trunk ended without it is recorded as failed, naming why.
+- WSD trunks and branches (sweeps/wsd.py). Trunks and branches are runs like any other (leased, never
+  trained twice); one that starts from a trunk's checkpoint (a branch from its trunk, a trunk from the
+  shorter one before it) is submitted once that checkpoint is in the store, beside the trunks still
+  training; one whose trunk ended without it is recorded as failed, naming why.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
   unreachable --address, before anything is written to the store.
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
@@ -103,7 +104,7 @@ class LaunchReport:
 
 
 def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
-               checkpoint_steps: tuple[int, ...] = ()) -> dict:
+               start_from: str | None = None) -> dict:
     """One run, executed inside a Ray worker. Ray pins a task to one thread unless told; we use its CPUs."""
     import torch  # noqa: PLC0415  (workers import torch on first use)
 
@@ -112,7 +113,7 @@ def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, thread
     torch.set_num_threads(threads)
     spec = ExperimentSpec.from_dict(spec_dict)
     return run_experiment(spec, store=store, corpus_path=corpus_path, sweep=sweep, device=device, threads=threads,
-                          checkpoint_steps=tuple(checkpoint_steps))
+                          start_from=start_from)
 
 
 def prepare_sweep_corpus(config: SweepConfig, store: Path):
@@ -283,7 +284,7 @@ class _Driver:
         """Take the first queued run that may start now (a WSD branch waits for its trunk's checkpoint);
         record as failed the branches whose trunk ended without theirs."""
         for i, spec in enumerate(queue):
-            state = wsd.readiness(spec, self.store)
+            state = wsd.readiness(spec, self.sweep_plan.branching, self.store)
             if state == wsd.ORPHANED and st.is_done(self.store, spec.run_id):  # finished by another driver
                 del queue[i]
                 self.progress.done_elsewhere += 1
@@ -291,7 +292,7 @@ class _Driver:
             if state == wsd.ORPHANED and self.keeper.try_take(spec.run_id, self.watch.verdict(self.store, spec.run_id)):
                 del queue[i]
                 row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name,
-                                     error=wsd.orphan_reason(spec, self.store))
+                                     error=wsd.orphan_reason(spec, self.sweep_plan.branching, self.store))
                 self.keeper.give_up(spec.run_id)
                 self.rows.append(row)
                 self.progress.record(row["status"])
@@ -318,10 +319,10 @@ class _Driver:
         resources = resources_for(spec, device_kind=self.device_kind, gpu_memory_bytes=self.gpu_memory,
                                   cpus_per_run=self.res.cpus_per_run, gpus_per_run=self.res.gpus_per_run)
         device = "cuda" if self.device_kind == "gpu" else "cpu"
-        steps = self.sweep_plan.branching.trunks.get(spec.run_id, ()) if self.sweep_plan.branching else ()
+        start = wsd.start_checkpoint(spec, self.sweep_plan.branching, self.store)
         ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(
             spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device,
-            steps)
+            str(start) if start else None)
         self.in_flight[ref] = spec
         self.attempts[spec.run_id] = self.attempts.get(spec.run_id, 0) + 1
 

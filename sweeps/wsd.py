@@ -3,21 +3,21 @@
 `branched(runs, config, planned=...)` takes the planned runs of a `schedule: wsd` sweep with a `wsd:`
 section (any planner's: IsoFLOP cells, grids, shape families) and turns them into trunks and branches
 (experiments/wsd.py): every run becomes a branch, and runs that agree on everything but their token
-count and cooldown (model shape, learning rate, batch size, seed, data, ...) share one trunk, trained
-at the stable rate to the latest of their cooldown starts (or to `wsd.trunk_tokens`). An IsoFLOP sweep
-shares a trunk between budgets exactly where its sizes land on one shape in both, so the sizes should
-come from one shared grid (budgets spaced so that their log-spaced sizes coincide, or a shape family).
+count and cooldown (model shape, learning rate, batch size, seed, data, ...) share one line of trunks
+trained at the stable rate: one trunk per distinct branch step, each starting from the one before
+(`wsd.trunk_tokens`, when given, caps how far a line may go). An IsoFLOP sweep shares a line between
+budgets exactly where its sizes land on one shape in both, so the sizes should come from one shared
+grid (budgets spaced so that their log-spaced sizes coincide, or a shape family).
 
-Compute (Hägele et al. 2024 §4): a trunk's FLOPs are spent once. Each branch is charged its own
-cooldown plus a share of the trunk: the trunk's segment between two consecutive branch steps is shared
-equally by the branches that need it (those branching at or after its end), and any stretch past the
-last branch (trunk_tokens) equally by all; so the branches' charges add up to the sweep's spend exactly
-(the Shapley value of the cost "train the trunk to the latest branch"). `flops_if_separate` is the same
-branches trained as independent runs, each to its D.
+Compute (Hägele et al. 2024 §4): a line's trunks are trained once, each from the one before. Each branch
+is charged its own cooldown plus a share of its line: the stretch between two consecutive branch steps
+is shared equally by the branches that need it (those branching at or after its end), so the branches'
+charges add up to the sweep's spend exactly (the Shapley value of the cost "train the line to the
+latest branch"). `flops_if_separate` is the same branches trained as independent runs, each to its D.
 
-Scheduling (`readiness`): a branch may start once its trunk's checkpoint at its branch step is in the
-store, so branches run beside the trunk that is still training past them; a branch whose trunk ended
-without that checkpoint (it diverged or failed before, or was trained before the branch was planned) can
+Scheduling (`readiness`): a run that starts from a trunk's checkpoint (a branch from its trunk, a trunk
+from the one before it in its line) may start once that checkpoint is in the store, so branches run
+beside the longer trunks still training; one whose trunk ended without it (diverged or failed) can
 never start and is recorded as failed by the launcher rather than waited for.
 """
 
@@ -36,24 +36,24 @@ from sweeps.config import SweepConfig, SweepConfigError
 
 @dataclass(frozen=True)
 class Branching:
-    """Which planned runs are trunks and branches, and the compute each is charged."""
+    """Which planned runs are trunks and branches, where each starts, and the compute each is charged."""
 
-    trunks: dict[str, tuple[int, ...]]  # trunk run id -> its branch steps (where it keeps checkpoints), sorted
-    trunk_steps: dict[str, int]  # trunk run id -> the steps it trains
+    trunks: dict[str, ExperimentSpec]  # trunk run id -> its spec (one per branch step of a line)
     branches: dict[str, ExperimentSpec]  # branch run id -> its spec
-    flops_share: dict[str, float]  # branch run id -> its cooldown's FLOPs plus its share of its trunk's
+    starts: dict[str, tuple[str, int]]  # run id -> (the trunk whose checkpoint it starts from, at that step)
+    flops_share: dict[str, float]  # branch run id -> its cooldown's FLOPs plus its share of its line's trunks
     flops_separate: dict[str, float]  # branch run id -> the FLOPs of the same run trained on its own
 
     def __post_init__(self):
         for run_id, spec in self.branches.items():
             if spec.trunk_id not in self.trunks:
                 raise ValueError(f"branches[{run_id}].trunk_id: trunk {spec.trunk_id} is not in the sweep")
-            if spec.branch_step not in self.trunks[spec.trunk_id]:
-                raise ValueError(f"branches[{run_id}].branch_step: trunk {spec.trunk_id} keeps no checkpoint at "
-                                 f"step {spec.branch_step}")
-            if spec.branch_step > self.trunk_steps[spec.trunk_id]:
-                raise ValueError(f"branches[{run_id}].branch_step: {spec.branch_step} lies beyond its trunk's "
-                                 f"{self.trunk_steps[spec.trunk_id]} steps")
+            if self.starts.get(run_id) != (spec.trunk_id, spec.branch_step):
+                raise ValueError(f"branches[{run_id}].branch_step: it must start from its trunk {spec.trunk_id} "
+                                 f"at step {spec.branch_step}")
+        for run_id, (source, step) in self.starts.items():
+            if source not in self.trunks or self.trunks[source].steps != step:
+                raise ValueError(f"starts[{run_id}]: {source} is not a trunk of the sweep that ends at step {step}")
 
     @property
     def flops_if_separate(self) -> float:
@@ -63,10 +63,11 @@ class Branching:
         return "trunk" if run_id in self.trunks else "branch" if run_id in self.branches else "run"
 
     def row(self, run_id: str) -> dict:
-        """The plan-row columns of a run: role, trunk_id, branch_tokens, flops_share, flops_separate."""
+        """The plan-row columns of a run: role, trunk_id, branch_tokens, starts_from, flops_share, flops_separate."""
         spec = self.branches.get(run_id)
         return {"role": self.role(run_id), "trunk_id": spec.trunk_id if spec else None,
                 "branch_tokens": spec.branch_step * spec.tokens_per_step if spec else None,
+                "starts_from": self.starts.get(run_id, (None,))[0],
                 "flops_share": self.flops_share.get(run_id), "flops_separate": self.flops_separate.get(run_id)}
 
 
@@ -82,76 +83,93 @@ def with_warmup(spec: ExperimentSpec, config: SweepConfig) -> ExperimentSpec:
 
 def branched(runs: list, config: SweepConfig, *,
              planned: Callable[[ExperimentSpec, float | None], object]) -> tuple[list, Branching]:
-    """Trunks first, then branches, as planned runs, with the Branching that links them.
+    """Trunks first (each line in order of length), then branches, as planned runs, with their Branching.
 
     runs: the sweep's independent WSD runs (sweeps.plan.PlannedRun) in plan order; planned(spec, n_target)
-    plans one run. A branch's planned flops and time are its cooldown's (what launching it costs): its
-    time is the independent run's with the per-run overhead once and the rest scaled by the cooldown's
-    share of the steps. Raises SweepConfigError naming wsd.trunk_tokens
-    for a branch beyond the trunk, wsd.warmup_tokens for a warmup that outlasts a stable phase.
+    plans one run. A trunk's or branch's planned flops and time are those of what it trains itself (a
+    trunk from the one before it, a branch its cooldown): its time is the independent run's with the
+    per-run overhead once and the rest scaled by its share of the steps. Raises SweepConfigError naming
+    wsd.trunk_tokens for a branch beyond the trunks' limit, wsd.warmup_tokens for a warmup that
+    outlasts a stable phase.
     """
-    groups: dict[tuple, list[ExperimentSpec]] = {}
-    n_targets = {}
+    lines: dict[tuple, list[tuple[ExperimentSpec, float | None]]] = {}
     for run in runs:
-        spec = with_warmup(run.spec, config)
-        n_targets[spec.run_id] = run.n_target
-        key = tuple(sorted(dataclasses.replace(wsd.trunk_for(spec, steps=wsd.branch_step(spec)),
-                                               tokens=spec.tokens_per_step).to_dict().items()))
-        groups.setdefault(key, []).append(spec)
-    trunks, trunk_steps, branches, share, separate, out = {}, {}, {}, {}, {}, []
-    branch_runs = []
-    for members in groups.values():
-        steps = max(wsd.branch_step(s) for s in members)
-        if config.wsd.trunk_tokens is not None:
-            limit = config.wsd.trunk_tokens // members[0].tokens_per_step
-            if steps > limit:
-                raise SweepConfigError("wsd.trunk_tokens", f"the branch at step {steps} (D={max(s.tokens for s in members):,}) "
-                                       f"lies beyond the trunk's {limit} steps ({config.wsd.trunk_tokens:,} tokens)")
-            steps = limit
-        trunk = wsd.trunk_for(members[0], steps=steps)
-        own = [wsd.branch_of(s, trunk) for s in members]
-        targets = [n_targets[s.run_id] for s in members]
-        trunks[trunk.run_id] = tuple(sorted({b.branch_step for b in own}))
-        trunk_steps[trunk.run_id] = steps
-        out.append(planned(trunk, None))
-        per_step = training_flops_per_token(trunk.model_config()) * trunk.tokens_per_step
-        for b, n_target in zip(own, targets):
+        spec = wsd.branch_of(with_warmup(run.spec, config))
+        lines.setdefault(wsd.line_of(spec), []).append((spec, run.n_target))
+    trunks, branches, starts, share, separate = {}, {}, {}, {}, {}
+    trunk_runs, branch_runs = [], []
+    for members in lines.values():
+        _check_limit(members, config)
+        steps = sorted({b.branch_step for b, _ in members})
+        per_step = training_flops_per_token(members[0][0].model_config()) * members[0][0].tokens_per_step
+        previous = None
+        for step in steps:
+            trunk = wsd.trunk_for(members[0][0], steps=step)
+            trunks[trunk.run_id] = trunk
+            if previous is not None:
+                starts[trunk.run_id] = (previous.run_id, previous.steps)
+            trunk_runs.append(_own_part(planned(trunk, None), trunk.steps - (previous.steps if previous else 0),
+                                        trunk.steps, per_step, config))
+            previous = trunk
+        for b, n_target in members:
             branches[b.run_id] = b
+            starts[b.run_id] = (b.trunk_id, b.branch_step)
             separate[b.run_id] = b.steps * per_step
-            share[b.run_id] = (b.steps - b.branch_step) * per_step + _trunk_share(b, own, steps) * per_step
-            whole, fraction = planned(b, n_target), (b.steps - b.branch_step) / b.steps
-            overhead = config.planning.overhead_seconds
-            branch_runs.append(dataclasses.replace(whole, flops=(b.steps - b.branch_step) * per_step,
-                                                   est_seconds=overhead + (whole.est_seconds - overhead) * fraction))
-    return out + branch_runs, Branching(trunks=trunks, trunk_steps=trunk_steps, branches=branches,
-                                         flops_share=share, flops_separate=separate)
+            share[b.run_id] = (b.steps - b.branch_step + _trunk_share(b, [m for m, _ in members])) * per_step
+            branch_runs.append(_own_part(planned(b, n_target), b.steps - b.branch_step, b.steps, per_step, config))
+    return trunk_runs + branch_runs, Branching(trunks=trunks, branches=branches, starts=starts,
+                                               flops_share=share, flops_separate=separate)
 
 
-def _trunk_share(branch: ExperimentSpec, members: list[ExperimentSpec], trunk_steps: int) -> float:
-    """Trunk steps charged to `branch`: each segment between branch steps split among those that need it."""
-    points = sorted({m.branch_step for m in members})
+def _check_limit(members, config: SweepConfig) -> None:
+    if config.wsd.trunk_tokens is None:
+        return
+    spec = max((m for m, _ in members), key=lambda m: m.branch_step)
+    limit = config.wsd.trunk_tokens // spec.tokens_per_step
+    if spec.branch_step > limit:
+        raise SweepConfigError("wsd.trunk_tokens", f"the branch at step {spec.branch_step} (N={spec.n:,}, "
+                               f"D={spec.tokens:,}) lies beyond the trunks' limit of {limit} steps "
+                               f"({config.wsd.trunk_tokens:,} tokens)")
+
+
+def _own_part(whole, own_steps: int, steps: int, per_step: float, config: SweepConfig):
+    """A planned run charged only for the `own_steps` of its `steps` that it trains itself."""
+    overhead = config.planning.overhead_seconds
+    return dataclasses.replace(whole, flops=own_steps * per_step,
+                               est_seconds=overhead + (whole.est_seconds - overhead) * own_steps / steps)
+
+
+def _trunk_share(branch: ExperimentSpec, members: list[ExperimentSpec]) -> float:
+    """Trunk steps charged to `branch`: each stretch between branch steps split among the branches needing it."""
     charged, previous = 0.0, 0
-    for point in points:
+    for point in sorted({m.branch_step for m in members}):
         if point > branch.branch_step:
             break
-        needing = sum(1 for m in members if m.branch_step >= point)
-        charged += (point - previous) / needing
+        charged += (point - previous) / sum(1 for m in members if m.branch_step >= point)
         previous = point
-    return charged + (trunk_steps - points[-1]) / len(members)
+    return charged
 
 
 READY, BLOCKED, ORPHANED = "ready", "blocked", "orphaned"
 
 
-def readiness(spec: ExperimentSpec, store: str | Path) -> str:
-    """READY (not a branch, or its trunk's checkpoint at the branch step exists), BLOCKED (its trunk has not
-    reached the branch step yet) or ORPHANED (its trunk is done without that checkpoint: it never will)."""
-    if not wsd.is_branch(spec) or wsd.trunk_checkpoint(store, spec).exists():
+def readiness(spec: ExperimentSpec, branching: Branching | None, store: str | Path) -> str:
+    """READY (it starts from nothing, or its starting checkpoint is in the store), BLOCKED (the trunk it
+    starts from has not got there yet) or ORPHANED (that trunk is done without the checkpoint: never)."""
+    start = branching.starts.get(spec.run_id) if branching else None
+    if start is None or wsd.final_checkpoint(store, *start).exists():
         return READY
-    return ORPHANED if st.is_done(store, spec.trunk_id) else BLOCKED
+    return ORPHANED if st.is_done(store, start[0]) else BLOCKED
 
 
-def orphan_reason(spec: ExperimentSpec, store: str | Path) -> str:
-    row = st.read_row(store, spec.trunk_id) or {}
-    return (f"its trunk {spec.trunk_id} ended {row.get('status')!r} without a checkpoint at the branch step "
-            f"{spec.branch_step} ({row.get('error') or 'it was trained before this branch was planned'})")
+def start_checkpoint(spec: ExperimentSpec, branching: Branching | None, store: str | Path) -> Path | None:
+    """The checkpoint a run starts from (a trunk's, the one before it in its line; a branch's, its trunk's)."""
+    start = branching.starts.get(spec.run_id) if branching else None
+    return wsd.final_checkpoint(store, *start) if start else None
+
+
+def orphan_reason(spec: ExperimentSpec, branching: Branching, store: str | Path) -> str:
+    source, step = branching.starts[spec.run_id]
+    row = st.read_row(store, source) or {}
+    return (f"the trunk it starts from, {source}, ended {row.get('status')!r} without its checkpoint at step "
+            f"{step} ({row.get('error') or 'no error recorded'})")

@@ -1,6 +1,7 @@
-"""WSD sweeps on a real local Ray: branches wait for their trunk's checkpoint, a killed trunk resumes,
-every trunk and branch is trained once, and a relaunch trains nothing."""
+"""WSD sweeps on a real local Ray: runs wait for the trunk checkpoint they start from, a killed trunk
+resumes, every trunk and branch is trained once, an extension trains only new runs, a relaunch nothing."""
 
+import dataclasses
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ import ray
 
 from analysis.table import ExcludedRunsWarning, read_table
 from experiments import store as st
-from experiments.wsd import trunk_checkpoint
+from experiments.wsd import final_checkpoint
 from sweeps.config import load_sweep
 from sweeps.launch import launch
 from sweeps.plan import plan
@@ -36,16 +37,16 @@ def local_ray():
     ray.shutdown()
 
 
-def test_a_killed_trunk_resumes_and_each_branch_trains_once_after_its_checkpoint(local_ray, tmp_path):
-    config = load_sweep("tiny-wsd")
+def test_a_killed_trunk_resumes_each_run_trains_once_and_an_extension_trains_only_new_runs(local_ray, tmp_path):
+    full = load_sweep("tiny-wsd")
+    config = dataclasses.replace(full, isoflop=dataclasses.replace(full.isoflop, budgets=full.isoflop.budgets[:2]))
     planned = plan(config)
-    trunks = {r.run_id for r in planned.runs if r.spec.trunk}
     reports = []
     thread = threading.Thread(target=lambda: reports.append(launch(config, store=tmp_path, poll_seconds=0.2)))
     thread.start()
 
     def trunk_training_with_checkpoint():
-        for run_id in trunks:
+        for run_id in planned.branching.trunks:
             status = st.read_status(tmp_path, run_id) or {}
             if (st.run_dir(tmp_path, run_id) / "checkpoint.pt").exists() and status.get("status") == "running":
                 return run_id, status["pid"]
@@ -58,15 +59,18 @@ def test_a_killed_trunk_resumes_and_each_branch_trains_once_after_its_checkpoint
     rows = {run_id: st.read_row(tmp_path, run_id) for run_id in planned.run_ids}
     assert all(row["status"] == "completed" for row in rows.values())
     assert rows[victim]["attempts"] == 2 and rows[victim]["resumed_from_step"] > 0
-    for branch in planned.branching.branches.values():
-        row = rows[branch.run_id]
-        assert row["attempts"] == 1 and row["resumed_from_step"] == branch.branch_step  # started off its trunk
-        assert row["trunk_id"] == branch.trunk_id and trunk_checkpoint(tmp_path, branch).exists()
+    for run_id, (source, step) in planned.branching.starts.items():  # started off the trunk before it, once
+        assert rows[run_id]["resumed_from_step"] == step and final_checkpoint(tmp_path, source, step).exists()
+    assert all(rows[b]["attempts"] == 1 for b in planned.branching.branches)
     with pytest.warns(ExcludedRunsWarning, match="WSD trunk"):
         table = read_table(tmp_path)
     assert sorted(table["run_id"]) == sorted(planned.branching.branches)
 
-    again = launch(config, store=tmp_path)
+    extended = launch(full, store=tmp_path, poll_seconds=0.2)
+    new = set(plan(full).run_ids) - set(planned.run_ids)
+    assert {r["run_id"] for r in extended.rows} == new and extended.already_done == len(planned.runs)
+    assert any(st.read_row(tmp_path, t)["resumed_from_step"] for t in new & set(plan(full).branching.trunks))
+    again = launch(full, store=tmp_path)
     assert again.rows == () and "nothing to train" in again.message
 
 
