@@ -9,7 +9,7 @@ Layout (analysis/table.py reads it without importing this package; tests/test_st
                           result.json      lm.train.TrainResult without its curve
                           row.json         the run's row of the results table: one flat object, ROW_COLUMNS
                           checkpoint.pt    lm checkpoint while the run is unfinished (see runner.py)
-                          checkpoint-step<k>.pt  a WSD trunk's checkpoint at a branch step k (kept)
+                          checkpoint-step<k>.pt  a WSD trunk's checkpoint at its last step k (kept: runs start from it)
                           lease.json       which driver trains it now, or released (experiments/lease.py)
     <store>/sweeps/<sweep>.json            which run ids a sweep asked for (`write_manifest`)
 

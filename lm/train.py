@@ -13,7 +13,7 @@ Choices that keep the numbers downstream trustworthy:
   a non-finite or exploding loss anywhere in the window ends the run as `diverged` at the first bad step.
 - A run may start from another run's checkpoint (`start_from`): a WSD cooldown branched off its trunk
   (lm/branch.py checks the two agree on everything up to the branch step), and a trunk keeps a
-  checkpoint at each of its branch steps (`checkpoint_steps`); so a branch's steps are the steps an
+  checkpoint of its own at given steps (`checkpoint_steps`); so a branch's steps are the steps an
   independent WSD run to the same tokens would take, bit for bit on CPU. A wsd run also ends a
   logging window at its cooldown start, so its curve points after that step match a branch's.
 - Validation loss (nats/token) is measured on a fixed set of held-out windows, identical at every
@@ -184,7 +184,7 @@ def train(
     stop_after_step: stop early after this many steps (leaving a checkpoint), as an interruption would.
     peak_flops: the device's peak FLOP/s for MFU; measured by a matmul probe when not given.
     checkpoint_steps: steps at which to keep a checkpoint of their own (lm.checkpoint.step_path), as a
-        WSD trunk does at its branch steps; a logging window ends at each.
+        WSD trunk does at its last step, where its branches start; a logging window ends at each.
     start_from: a checkpoint of another run to start from when `checkpoint_dir` holds none (a WSD branch
         from its trunk's checkpoint at the branch step; lm.branch.check_start says if it may).
     """

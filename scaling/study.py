@@ -219,7 +219,8 @@ def run_study(
     log(f"sweep: {launched.message}")
 
     t = time.monotonic()
-    runs, curves = _sweep_table(store, sweep_plan.run_ids)
+    points = [r for r in sweep_plan.runs if not r.spec.trunk]  # a WSD sweep's trunks are not points
+    runs, curves = _sweep_table(store, [r.run_id for r in points])
     fit = fit_all(runs, curves, n_bootstrap=n_bootstrap, seed=0)
     timings["fit_seconds"] = time.monotonic() - t
     log(f"fitted {fit.n_runs} runs in {timings['fit_seconds']:.1f} s; headline: {fit.headline_for(predictor).name}")
@@ -229,7 +230,8 @@ def run_study(
     timings["plot_seconds"] = time.monotonic() - t
 
     largest = max(r.spec.budget or r.C for r in sweep_plan.runs)
-    design = validation_spec(config, sweep_plan.runs[0].spec, fit, validation_factor * largest, predictor)
+    template = dataclasses.replace(points[0].spec, trunk_id=None, branch_step=None)  # a WSD branch: trained alone
+    design = validation_spec(config, template, fit, validation_factor * largest, predictor)
     t = time.monotonic()
     validation = _validate(config, design, fit, store, sweep_plan, log)
     timings["validation_seconds"] = time.monotonic() - t
