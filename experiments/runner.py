@@ -20,10 +20,11 @@ Notable choices:
   with the same row columns.
 - WSD trunks and branches (experiments/wsd.py): a trunk keeps a checkpoint at its last step, never
   deleted with the run's own, and may start from a shorter trunk of its line (`start_from`); a branch
-  starts from its trunk's checkpoint; either starting checkpoint must be in the store when the run starts. A trunk's row has no loss
-  (its stable-phase losses are in its curve; its branches are the points); a branch's row names its
-  trunk (`trunk_id`) and the tokens it trained on the trunk (`branch_tokens`), and its D, C and flops
-  are those of the whole run to D, as for an independent run.
+  starts from its trunk's checkpoint; either starting checkpoint must be in the store when the run
+  starts. A trunk's row has no loss (its stable-phase losses are in its curve; its branches are the
+  points); a branch's row names its trunk (`trunk_id`) and the tokens it trained on trunks before its
+  cooldown (`branch_tokens`), and its D, C and flops are those of the whole run to D, as for an
+  independent run.
 - Two processes must not run the same run id into one store at once: the sweep driver holds the run's
   lease (experiments/lease.py) while its task runs.
 """

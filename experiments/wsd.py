@@ -1,9 +1,9 @@
 """WSD trunks and branches as runs: which trunk a warmup-stable-decay run branches from, and where.
 
 A WSD run to D tokens (warmup, stable, then a cooldown over its last `cooldown_fraction` of steps) is,
-up to its cooldown start, the same computation for every D: one *trunk* trained at the stable rate to
-the latest cooldown start serves them all, and each *branch* trains only its cooldown from the trunk's
-checkpoint at its own cooldown start (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training
+up to its cooldown start, the same computation for every D: the stable phase trained once (as
+*trunks*) serves them all, and each *branch* trains only its cooldown from the trunk's checkpoint at
+its own cooldown start (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training
 Beyond Fixed Training Durations", §4; MiniCPM and OLMo do the same).
 
 - `trunk_for(spec, steps=...)` is the stable phase of a WSD spec's line trained to `steps`: the spec with
@@ -16,7 +16,8 @@ Beyond Fixed Training Durations", §4; MiniCPM and OLMo do the same).
   one line are trained as a chain, each starting from the checkpoint of the one before it (the state
   at a step is the same whichever run reached it, bit for bit on CPU: lm/branch.py), so the line is
   trained once, and a sweep extended with a new branch step adds one trunk, which starts from the
-  nearest shorter one, and retrains nothing.
+  nearest shorter one, and retrains no existing run (a step between two old ones trains the stretch
+  from the shorter one again, inside the new trunk).
 - `branch_of(spec)` is the WSD spec as a branch: it names its trunk's id and its branch step, so it has
   an id of its own, different from the independent run's, and trains the same numbers
   (lm/branch.py checks it at start; tests/test_wsd_branch.py checks bit for bit).

@@ -77,7 +77,8 @@ def test_a_branch_point_beyond_the_trunks_limit_names_the_key():
 
 def test_adding_a_budget_keeps_every_existing_id_and_adds_trunks_that_start_from_old_ones():
     base = load_sweep("tiny-wsd")
-    wider = dataclasses.replace(base, isoflop=dataclasses.replace(base.isoflop, budgets=(*base.isoflop.budgets, 7.4e10)))
+    budgets = (*base.isoflop.budgets, 7.4e10)
+    wider = dataclasses.replace(base, isoflop=dataclasses.replace(base.isoflop, budgets=budgets))
     before, after = plan(base), plan(wider)
     assert set(before.run_ids) < set(after.run_ids)
     new_trunks = set(after.branching.trunks) - set(before.branching.trunks)
