@@ -16,8 +16,9 @@ Notable choices:
 - Unusable rows are excluded, never silently: `clean_runs` (pure) says which and why; `read_table` and
   `usable_runs` raise an `ExcludedRunsWarning` naming every excluded run id (or row) and its reason.
   Reasons: status other than "completed", N or D missing or not positive, loss missing, not finite or
-  not positive (losses are fitted in log space), or marked True in a boolean exclusion column (`excluded`
-  or `*_excluded`, `exclusion_columns`).
+  not positive (losses are fitted in log space), marked True in a boolean exclusion column (`excluded`
+  or `*_excluded`, `exclusion_columns`), or a WSD trunk (role "trunk": trained at the stable learning
+  rate only; its branches, role "branch", are ordinary rows).
 - N and D are cast to int64 (rounded) after exclusion; optional integer columns become nullable Int64.
 - Curves (`read_curves`): `loss` is the TRAINING loss, logged at every step. Training windows are drawn
   without replacement within each pass over the training split (lm/batches.py), so while a run's
@@ -136,6 +137,8 @@ def clean_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         status = df["status"]
         flag(status.isna() | (status.astype(str) != COMPLETED),
              lambda i: f"status {_show(df.at[i, 'status'])}, not {COMPLETED!r}")
+    if "role" in df.columns:  # a WSD trunk trains only the stable phase; its branches are the points
+        flag(df["role"].astype(str) == "trunk", lambda i: "a WSD trunk (its cooldown branches are the points)")
     for col in ("N", "D"):
         if col in df.columns:
             values = pd.to_numeric(df[col], errors="coerce")

@@ -18,6 +18,13 @@ Notable choices:
   `scaling sweep status` can show progress from the store alone.
 - `record_failure` lets a driver record a run whose worker never returned (a lost process) as failed,
   with the same row columns.
+- WSD trunks and branches (experiments/wsd.py): a trunk keeps a checkpoint at its last step, never
+  deleted with the run's own, and may start from a shorter trunk of its line (`start_from`); a branch
+  starts from its trunk's checkpoint; either starting checkpoint must be in the store when the run
+  starts. A trunk's row has no loss (its stable-phase losses are in its curve; its branches are the
+  points); a branch's row names its trunk (`trunk_id`) and the tokens it trained on trunks before its
+  cooldown (`branch_tokens`), and its D, C and flops are those of the whole run to D, as for an
+  independent run.
 - Two processes must not run the same run id into one store at once: the sweep driver holds the run's
   lease (experiments/lease.py) while its task runs. A data-parallel run is one run trained by k ranks
   in step (lm/parallel.py): rank 0 calls run_experiment and writes everything; the other ranks call
@@ -36,7 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from experiments import provenance, store as st
+from experiments import provenance, store as st, wsd
 from experiments.spec import ExperimentSpec
 from lm import checkpoint
 from lm.accounting import compute_columns, compute_per_token, flop_convention
@@ -77,6 +84,7 @@ def run_experiment(
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
     parallel: DataParallel | None = None,
+    start_from: str | Path | None = None,
 ) -> dict:
     """Train `spec` into `<store>/runs/<spec.run_id>/` and return its results-table row (see store.ROW_COLUMNS).
 
@@ -87,11 +95,19 @@ def run_experiment(
         the row is returned but not written, since the run is not done).
     peak_flops: the device's peak FLOP/s for MFU; measured (and cached) when None.
     parallel: rank 0 of a data-parallel run (the other ranks call follow_experiment).
-    Raises ValueError, before writing anything, for a bad sweep name or a corpus that is not the spec's.
+    start_from: a WSD trunk's checkpoint to start from (a shorter trunk's of its line); a branch always
+        starts from its own trunk's (experiments.wsd.trunk_checkpoint).
+    Raises ValueError, before writing anything, for a bad sweep name, a corpus that is not the spec's, or
+    a starting checkpoint that is not in the store (unless the run has its own to resume from).
     """
     st.check_name(sweep, "sweep name")
     corpus = TokenizedCorpus.load(corpus_path)
     check_corpus(spec, corpus)
+    if wsd.is_branch(spec):
+        start_from = wsd.trunk_checkpoint(store, spec)
+    if start_from is not None and not Path(start_from).exists() and not st.is_done(store, spec.run_id) and \
+            not (st.run_dir(store, spec.run_id) / checkpoint.FILENAME).exists():
+        raise ValueError(f"run {spec.run_id} cannot start: its starting checkpoint {start_from} is not in the store")
     folder = st.prepare_run(store, spec, sweep=sweep)
     run_id = spec.run_id
     existing = st.read_row(store, run_id)
@@ -122,7 +138,8 @@ def run_experiment(
     try:
         config = spec.train_config(device=device, threads=threads, compile=compile)
         result = train(config, corpus, checkpoint_dir=folder, checkpoint_every=every, on_progress=progress,
-                       stop_after_step=stop_after_step, peak_flops=peak_flops, parallel=parallel)
+                       stop_after_step=stop_after_step, peak_flops=peak_flops, parallel=parallel,
+                       start_from=start_from, checkpoint_steps=(spec.steps,) if spec.trunk else ())
     except (KeyboardInterrupt, SystemExit) as e:
         status.update(status="interrupted", error=f"{type(e).__name__} during attempt {status['attempts']}",
                       updated_at=_now())
@@ -225,7 +242,7 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "flops": result.flops if trained else None,
         "budget": spec.budget, "compute": flop_convention(spec.compute, spec.n_convention),
         **{c: (v if trained else None) for c, v in compute_columns(model, tokens or 0).items()},
-        "loss": result.final_val_loss if trained and result.status == "completed" else None,
+        "loss": result.final_val_loss if trained and result.status == "completed" and not spec.trunk else None,
         "train_loss": result.final_train_loss if trained else None,
         "lr": spec.lr, "batch_size": spec.batch_size, "context_length": spec.context_length,
         "vocab_size": spec.vocab_size,
@@ -239,6 +256,9 @@ def _row(spec: ExperimentSpec, sweep: str, status: dict, *, result: TrainResult 
         "attempts": status["attempts"],
         "resumed_from_step": resumed[-1],  # the last resumption; status.json lists them all
         "error": status.get("error"),
+        "role": "trunk" if spec.trunk else "branch" if wsd.is_branch(spec) else "run",
+        "trunk_id": spec.trunk_id,
+        "branch_tokens": spec.branch_step * spec.tokens_per_step if wsd.is_branch(spec) else None,
     }
     assert tuple(row) == st.ROW_COLUMNS
     return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}

@@ -14,7 +14,9 @@ construction, so the spec, and its id, hold the number the run uses.
 run_id = the first 16 hex digits of blake2s over the sorted-key compact JSON of `to_dict()`. JSON
 writes floats with `repr` (shortest round-trip form, so 3e-3 is always "0.003"), and float fields are
 stored as floats (lr=1 and lr=1.0 are one spec), so the id is the same in every process and on every
-machine; changing any field changes it. Left out on purpose: the sweep's name (the same run requested
+machine; changing any field changes it. The fields added for WSD trunks and branches (`_LATER_FIELDS`)
+are left out of `to_dict` while at their defaults, so every spec written before them keeps its id and
+its spec.json. Left out on purpose: the sweep's name (the same run requested
 by two sweeps is trained once) and where it executes (device, threads, compile: see `train_config`).
 """
 
@@ -31,7 +33,7 @@ from lm.batches import SAMPLERS
 from lm.data import CorpusConfig
 from lm.device import PRECISIONS
 from lm.model import ModelConfig
-from lm.optim import SCHEDULES, Schedule, beta2_for_batch
+from lm.optim import COOLDOWN_SHAPES, SCHEDULES, Schedule, beta2_for_batch
 from lm.shapes import shape_for_params
 from lm.train import TrainConfig
 
@@ -86,9 +88,16 @@ class ExperimentSpec:
     budget: float | None = None
     # what the budget counts (lm.accounting.COMPUTE_CONVENTIONS): exact FLOPs, or 6·N·D under n_convention
     compute: str = DEFAULT_COMPUTE
+    # warmup-stable-decay trunks and branches (experiments/wsd.py; Hägele et al. 2024)
+    cooldown_shape: str = "linear"  # wsd only: lm.optim.COOLDOWN_SHAPES
+    warmup_steps: int | None = None  # a fixed warmup, overriding warmup_fraction (shared by a trunk and its branches)
+    trunk: bool = False  # a WSD trunk: the stable phase, checkpointed at its branches' steps; not a point to fit
+    trunk_id: str | None = None  # a WSD branch: the run id of the trunk it starts from ...
+    branch_step: int | None = None  # ... at this step, its cooldown start
 
     def __post_init__(self):
         self._check_types()
+        self._check_wsd_role()
         if self.beta2 is None:
             object.__setattr__(self, "beta2", beta2_for_batch(self.batch_size * self.context_length))
         if not 0 < self.beta2 < 1:
@@ -113,6 +122,35 @@ class ExperimentSpec:
                 build()
             except ValueError as e:
                 raise ValueError(f"ExperimentSpec: invalid {what}: {e}") from None
+
+    def _check_wsd_role(self) -> None:
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise ValueError(f"ExperimentSpec.cooldown_shape must be one of {COOLDOWN_SHAPES}, "
+                             f"got {self.cooldown_shape!r}")
+        if self.warmup_steps is not None and (not _is_int(self.warmup_steps) or self.warmup_steps < 0):
+            raise ValueError(f"ExperimentSpec.warmup_steps must be an integer >= 0 or null, got {self.warmup_steps!r}")
+        if not isinstance(self.trunk, bool):
+            raise ValueError(f"ExperimentSpec.trunk must be true or false, got {self.trunk!r}")
+        if self.trunk and (self.schedule != "constant" or self.warmup_steps is None or self.trunk_id is not None):
+            raise ValueError("ExperimentSpec.trunk: a trunk trains the stable phase: schedule 'constant', a "
+                             "warmup_steps, and no trunk_id of its own")
+        if (self.trunk_id is None) != (self.branch_step is None):
+            raise ValueError("ExperimentSpec.branch_step: a branch names both trunk_id and branch_step")
+        if self.trunk_id is None:
+            return
+        if not isinstance(self.trunk_id, str) or len(self.trunk_id) != RUN_ID_LENGTH or \
+                any(c not in "0123456789abcdef" for c in self.trunk_id):
+            raise ValueError(f"ExperimentSpec.trunk_id must be a run id ({RUN_ID_LENGTH} hex digits), "
+                             f"got {self.trunk_id!r}")
+        if self.schedule != "wsd" or self.warmup_steps is None:
+            raise ValueError("ExperimentSpec.trunk_id: a branch needs schedule 'wsd' and a warmup_steps")
+        start = math.ceil(self.cooldown_fraction * self.steps)
+        if not _is_int(self.branch_step) or self.branch_step != self.steps - start:
+            raise ValueError(f"ExperimentSpec.branch_step must be the cooldown start, step {self.steps - start} of "
+                             f"{self.steps}, got {self.branch_step!r}")
+        if self.warmup_steps > self.branch_step:
+            raise ValueError(f"ExperimentSpec.warmup_steps={self.warmup_steps} ends after the branch step "
+                             f"{self.branch_step}")
 
     def _check_types(self) -> None:
         for name in _POSITIVE_INTS + _SHAPE_FIELDS + _NON_NEGATIVE_INTS + ("corpus_max_bytes",):
@@ -154,7 +192,11 @@ class ExperimentSpec:
         return hashlib.blake2s(text.encode("utf-8")).hexdigest()[:RUN_ID_LENGTH]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for name in _LATER_FIELDS:
+            if d[name] == _DEFAULTS[name]:
+                d.pop(name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentSpec:
@@ -197,7 +239,8 @@ class ExperimentSpec:
 
     def schedule_config(self) -> Schedule:
         return Schedule(kind=self.schedule, warmup_fraction=self.warmup_fraction, min_lr_ratio=self.min_lr_ratio,
-                        cooldown_fraction=self.cooldown_fraction)
+                        cooldown_fraction=self.cooldown_fraction, cooldown_shape=self.cooldown_shape,
+                        warmup_steps=self.warmup_steps)
 
     def corpus_config(self) -> CorpusConfig:
         return CorpusConfig(source=self.corpus_source, text_field=self.corpus_text_field, vocab_size=self.vocab_size,
@@ -212,6 +255,10 @@ class ExperimentSpec:
             seed=self.seed, beta2=self.beta2, sampler=self.sampler, eval_tokens=self.eval_tokens, device=device,
             precision=self.precision, compile=compile, threads=threads,
         )
+
+
+_LATER_FIELDS = ("cooldown_shape", "warmup_steps", "trunk", "trunk_id", "branch_step")
+_DEFAULTS = {f.name: f.default for f in fields(ExperimentSpec)}
 
 
 def _is_int(x) -> bool:

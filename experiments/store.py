@@ -9,6 +9,7 @@ Layout (analysis/table.py reads it without importing this package; tests/test_st
                           result.json      lm.train.TrainResult without its curve
                           row.json         the run's row of the results table: one flat object, ROW_COLUMNS
                           checkpoint.pt    lm checkpoint while the run is unfinished (see runner.py)
+                          checkpoint-step<k>.pt  a WSD trunk's checkpoint at its last step k (kept: runs start from it)
                           lease.json       which driver trains it now, or released (experiments/lease.py)
     <store>/sweeps/<sweep>.json            which run ids a sweep asked for (`write_manifest`)
 
@@ -46,6 +47,8 @@ TERMINAL = ("completed", "diverged", "failed")
 # compute under every convention (lm.accounting.FLOP_CONVENTIONS), flops the exact count,
 # loss the final validation loss (null unless completed); resumed_from_step is the step the last attempt
 # resumed from (null if none; status.json lists every resumption, since a row must stay flat).
+# role is "run", or for warmup-stable-decay runs (experiments/wsd.py) "trunk" (no loss: not a point) or
+# "branch" (trunk_id names its trunk; branch_tokens the tokens it trained on the trunk before its cooldown).
 ROW_COLUMNS = (
     "run_id", "sweep", "status",
     "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "n_convention",
@@ -55,6 +58,7 @@ ROW_COLUMNS = (
     "seed", "beta2",
     "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
     "attempts", "resumed_from_step", "error",
+    "role", "trunk_id", "branch_tokens",
 )
 CURVE_COLUMNS = ("step", "tokens", "flops", "train_loss", "val_loss")
 

@@ -14,6 +14,7 @@ import torch
 
 FORMAT = 1
 FILENAME = "checkpoint.pt"
+STEP_FILENAME = "checkpoint-step{step}.pt"  # kept at a given step (a WSD trunk's branch steps)
 
 
 class CheckpointError(ValueError):
@@ -23,6 +24,11 @@ class CheckpointError(ValueError):
 def save(path: str | Path, state: dict) -> None:
     with atomicio.writing(path) as f:
         torch.save({"format": FORMAT, **state}, f)
+
+
+def step_path(folder: str | Path, step: int) -> Path:
+    """Where a run in `folder` keeps its checkpoint at `step` (lm.train's checkpoint_steps)."""
+    return Path(folder) / STEP_FILENAME.format(step=step)
 
 
 def load(path: str | Path) -> dict:

@@ -7,9 +7,16 @@ Schedules (multipliers of the peak learning rate, a function of the step):
     cosine  linear warmup, then cosine decay to `min_lr_ratio` (10% of peak by default, Hoffmann et al.
             2022 §3) at the last step: each run decays over its own token horizon, which Chinchilla found
             necessary for honest IsoFLOP comparisons.
-    wsd     warmup-stable-decay (Hu et al. 2024, MiniCPM): linear warmup, constant, then a linear
-            cooldown to `min_lr_ratio` over the last `cooldown_fraction` of steps.
-    constant  linear warmup, then constant.
+    wsd     warmup-stable-decay (Hu et al. 2024, MiniCPM): linear warmup, constant, then a cooldown to
+            `min_lr_ratio` over the last `cooldown_fraction` of steps, shaped by `cooldown_shape`:
+            "linear", or "1-sqrt" (1 - sqrt(progress)), which Hägele et al. 2024 ("Scaling Laws and
+            Compute-Optimal Training Beyond Fixed Training Durations", §3) found to match or beat cosine
+            where a linear cooldown falls slightly short.
+    constant  linear warmup, then constant (a WSD trunk's stable phase).
+
+`warmup_steps`, when given, fixes the warmup in steps instead of as a fraction of the run: a WSD trunk
+and every cooldown branched off it must share one warmup, whatever their horizons (Hägele et al. 2024
+also warm up for a fixed number of steps). Its default (None) leaves the schedule's identity as it was.
 
 AdamW's β2 follows the batch (`beta2_for_batch`): the second-moment average keeps a constant half-life in
 *tokens*, β2 = β2_ref^(B/B_ref) for B tokens per step (Marek et al. 2025, "Small Batch Size Training for
@@ -29,6 +36,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 SCHEDULES = ("cosine", "wsd", "constant")
+COOLDOWN_SHAPES = ("linear", "1-sqrt")
 BETA1 = 0.9
 BETA2_REFERENCE = 0.95  # at BETA2_REFERENCE_TOKENS per step (GPT-3, Brown et al. 2020)
 BETA2_REFERENCE_TOKENS = 2**19
@@ -50,6 +58,8 @@ class Schedule:
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.1
     cooldown_fraction: float = 0.2  # wsd only
+    cooldown_shape: str = "linear"  # wsd only: COOLDOWN_SHAPES
+    warmup_steps: int | None = None  # a fixed warmup in steps, overriding warmup_fraction
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
@@ -62,10 +72,25 @@ class Schedule:
             raise ValueError(f"Schedule.cooldown_fraction must be in (0, 1], got {self.cooldown_fraction!r}")
         if self.kind == "wsd" and self.warmup_fraction + self.cooldown_fraction > 1:
             raise ValueError("Schedule: warmup_fraction + cooldown_fraction must not exceed 1 for wsd")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise ValueError(f"Schedule.cooldown_shape must be one of {COOLDOWN_SHAPES}, got {self.cooldown_shape!r}")
+        if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool)
+                                              or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
+            raise ValueError(f"Schedule.warmup_steps must be an integer >= 0 or None, got {self.warmup_steps!r}")
+
+    def warmup(self, total_steps: int) -> int:
+        """Warmup steps of a `total_steps` run."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return math.ceil(self.warmup_fraction * total_steps)
+
+    def cooldown_start(self, total_steps: int) -> int:
+        """The first cooldown step of a wsd run of `total_steps` (where a branch leaves its trunk)."""
+        return total_steps - math.ceil(self.cooldown_fraction * total_steps)
 
     def multiplier(self, step: int, total_steps: int) -> float:
         """Learning-rate multiplier for 0-based `step` of a `total_steps` run (peak = 1)."""
-        warmup = math.ceil(self.warmup_fraction * total_steps)
+        warmup = self.warmup(total_steps)
         if step < warmup:
             return (step + 1) / warmup
         if self.kind == "constant":
@@ -75,14 +100,25 @@ class Schedule:
         if self.kind == "cosine":
             progress = min(1.0, (step - warmup) / max(last - warmup, 1))
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        cooldown_start = total_steps - math.ceil(self.cooldown_fraction * total_steps)
+        cooldown_start = self.cooldown_start(total_steps)
         if step < cooldown_start:
             return 1.0
         progress = min(1.0, (step - cooldown_start) / max(last - cooldown_start, 1))
+        if self.cooldown_shape == "1-sqrt":
+            return 1 - (1 - floor) * math.sqrt(progress)
         return 1 - (1 - floor) * progress
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """`to_dict` without the fields added later while at their defaults, so checkpoints made before
+        them still match."""
+        d = self.to_dict()
+        for name, default in (("cooldown_shape", "linear"), ("warmup_steps", None)):
+            if d[name] == default:
+                d.pop(name)
+        return d
 
 
 def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas=(BETA1, BETA2_REFERENCE),

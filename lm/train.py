@@ -11,6 +11,11 @@ Choices that keep the numbers downstream trustworthy:
   windows twice) warns with `RepeatedDataWarning` before it starts.
 - Losses are read back once per logging window, not every step (a per-step `.item()` stalls GPUs);
   a non-finite or exploding loss anywhere in the window ends the run as `diverged` at the first bad step.
+- A run may start from another run's checkpoint (`start_from`): a WSD cooldown branched off its trunk
+  (lm/branch.py checks the two agree on everything up to the branch step), and a trunk keeps a
+  checkpoint of its own at given steps (`checkpoint_steps`); so a branch's steps are the steps an
+  independent WSD run to the same tokens would take, bit for bit on CPU. A wsd run also ends a
+  logging window at its cooldown start, so its curve points after that step match a branch's.
 - Validation loss (nats/token) is measured on a fixed set of held-out windows, identical at every
   evaluation, so points of the curve are comparable with each other and across runs.
 """
@@ -26,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from lm import checkpoint
+from lm import branch, checkpoint
 from lm.accounting import checked_param_counts, training_flops_per_token
 from lm.batches import SAMPLERS, RepeatedDataWarning, windows_per_pass
 from lm.device import measure_peak_flops, select, set_threads
@@ -109,6 +114,7 @@ class TrainConfig:
         d = asdict(self)
         for ignored in ("device", "compile", "threads"):  # where it runs does not change what it computes
             d.pop(ignored)
+        d["schedule"] = self.schedule.identity()
         return d
 
 
@@ -177,6 +183,8 @@ def train(
     stop_after_step: int | None = None,
     peak_flops: float | None = None,
     parallel: DataParallel | None = None,
+    checkpoint_steps: tuple[int, ...] = (),
+    start_from: str | Path | None = None,
 ) -> TrainResult:
     """Train `config.model` on `corpus` (a lm.data.TokenizedCorpus); resume from `checkpoint_dir` if it holds one.
 
@@ -185,6 +193,10 @@ def train(
     peak_flops: the device's peak FLOP/s for MFU; measured by a matmul probe when not given.
     parallel: this process's rank when the run is data-parallel (lm/parallel.py); only rank 0 writes
         checkpoints and calls on_progress.
+    checkpoint_steps: steps at which to keep a checkpoint of their own (lm.checkpoint.step_path), as a
+        WSD trunk does at its last step, where its branches start; a logging window ends at each.
+    start_from: a checkpoint of another run to start from when `checkpoint_dir` holds none (a WSD branch
+        from its trunk's checkpoint at the branch step; lm.branch.check_start says if it may).
     """
     if corpus.vocab_size > config.model.vocab_size:
         raise ValueError(
@@ -220,11 +232,17 @@ def train(
 
     start_step, curve, resumed_from = 0, [], None
     wall_before, train_before = 0.0, 0.0
+    state = None
     if ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path)
         checkpoint.check_matches(ckpt_path, "training configuration", state["config"], _jsonable(config.identity()))
+    elif start_from is not None:
+        state = checkpoint.load(start_from)
+        branch.check_start(start_from, state["config"], _jsonable(config.identity()), state["step"])
+        state = {**state, "wall_seconds": 0.0, "train_seconds": 0.0}  # the trunk's time is the trunk's
+    if state is not None:
         if state["corpus"] != corpus.fingerprint:
-            raise checkpoint.CheckpointError(f"checkpoint {ckpt_path} was made on a different corpus")
+            raise checkpoint.CheckpointError(f"checkpoint {ckpt_path or start_from} was made on a different corpus")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -232,10 +250,10 @@ def train(
         curve = [CurvePoint(**p) for p in state["curve"]]
         wall_before, train_before = state["wall_seconds"], state["train_seconds"]
 
-    def save_checkpoint(step: int):
-        if ckpt_path is None or (parallel is not None and not parallel.is_writer):
+    def save_checkpoint(step: int, path: Path | None = ckpt_path):
+        if path is None or (parallel is not None and not parallel.is_writer):
             return
-        checkpoint.save(ckpt_path, {
+        checkpoint.save(path, {
             "config": _jsonable(config.identity()), "corpus": corpus.fingerprint, "step": step,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
             "curve": [asdict(p) for p in curve],
@@ -249,9 +267,13 @@ def train(
     status, diverged_at, message = "completed", None, f"trained {steps} steps"
     end_step = steps if stop_after_step is None else min(steps, stop_after_step)
     step = start_step
+    # windows also end at the kept checkpoints and at a wsd run's cooldown start (the branch steps)
+    boundaries = sorted({*checkpoint_steps, *([config.schedule.cooldown_start(steps)]
+                                             if config.schedule.kind == "wsd" else [])})
     model.train()
     while step < end_step:
-        window_end = min(end_step, (step // log_every + 1) * log_every, steps)
+        window_end = min(end_step, (step // log_every + 1) * log_every, steps,
+                         *(b for b in boundaries if b > step))
         losses = torch.zeros(window_end - step, device=placement.device)
         lr = config.lr
         t0 = time.perf_counter()
@@ -289,6 +311,8 @@ def train(
         curve.append(point)
         if on_progress is not None:
             on_progress(point, steps)
+        if step in checkpoint_steps and ckpt_path is not None:
+            save_checkpoint(step, checkpoint.step_path(ckpt_path.parent, step))
         if (ckpt_every and step % ckpt_every == 0) or step == end_step:
             save_checkpoint(step)
 

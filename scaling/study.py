@@ -253,15 +253,16 @@ def run_study(
     log(f"sweep: {launched.message}")
 
     t = time.monotonic()
-    runs, curves = _sweep_table(store, sweep_plan.run_ids)
+    points = [r for r in sweep_plan.runs if not r.spec.trunk]  # a WSD sweep's trunks are not points
+    runs, curves = _sweep_table(store, [r.run_id for r in points])
     fit = fit_all(runs, curves, n_bootstrap=n_bootstrap, seed=0)
     timings["fit_seconds"] = time.monotonic() - t
     log(f"fitted {fit.n_runs} runs in {timings['fit_seconds']:.1f} s; headline: {fit.headline_for(predictor).name}")
 
     largest = max(r.spec.budget or r.C for r in sweep_plan.runs)
     seed = validation_seed(sweep_plan)
-    designs = [validation_spec(config, sweep_plan.runs[0].spec, fit, m * largest, predictor, seed=seed)
-               for m in multiples]
+    template = dataclasses.replace(points[0].spec, trunk_id=None, branch_step=None)  # a WSD branch: trained alone
+    designs = [validation_spec(config, template, fit, m * largest, predictor, seed=seed) for m in multiples]
     fixed = fix_prediction(out_dir / PREDICTION_FILE, fit=fit, headline=designs[0].headline,
                            runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
     log(f"{fixed.path}: {fixed.message}")  # written (or kept) before any validation run trains

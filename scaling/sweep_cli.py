@@ -85,12 +85,18 @@ def cmd_plan(args) -> int:
         budget = f"{r['budget']:.2e}" if r["budget"] else "-"
         print(f"{r['run_id']:<16} {budget:>9} {r['n_layers']:>6} {r['d_model']:>5} {r['n_heads']:>5} {r['N']:>11,}"
               f" {r['D']:>13,} {r['tokens_per_param']:>6.1f} {r['C']:>9.2e} {r['flops_exact']:>9.2e} {r['lr']:>8.1e}"
-              f" {r['seed']:>4} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f} {r['workers']:>7}")
+              f" {r['seed']:>4} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f} {r['workers']:>7}"
+              + (f"  {r['role']}" if "role" in r else ""))
     print(f"{len(sweep_plan.runs)} runs, total C = {sweep_plan.total_C:.3e} FLOPs "
           f"({sweep_plan.total_flops:.3e} exact), about {sweep_plan.serial_seconds / 60:.1f} min one after another")
     if big := sweep_plan.oversized():
         print(f"{len(big)} runs (N up to {max(r.N for r in big):,}) need more memory than one 80 GB GPU holds with "
               f"the scheduler's safety factor: raise resources.workers_per_run or lower workers_from_N")
+    if sweep_plan.branching is not None:
+        b = sweep_plan.branching
+        print(f"wsd: {len(b.trunks)} trunks, {len(b.branches)} branches; exact FLOPs {sweep_plan.total_flops:.3e} "
+              f"against {sweep_plan.flops_if_separate:.3e} as separate runs: "
+              f"{sweep_plan.total_flops / sweep_plan.flops_if_separate:.2f} of it")
     return 0
 
 

@@ -11,8 +11,11 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
     training:  {context_length, batch_size, lr (required); schedule, warmup_fraction, min_lr_ratio,
                 cooldown_fraction, weight_decay, grad_clip, seed, precision, eval_tokens, tie_embeddings,
                 seeds: 1 (replicates of every cell, seeds seed..seed+seeds-1, each its own run),
-                beta2: auto (AdamW β2 for the batch's tokens, lm.optim.beta2_for_batch; or a number)}
+                beta2: auto (AdamW β2 for the batch's tokens, lm.optim.beta2_for_batch; or a number),
+                cooldown: {fraction: 0.2, shape: linear | 1-sqrt} (wsd: the cooldown, instead of cooldown_fraction)}
     isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
+    wsd:       {warmup_tokens (required); trunk_tokens} (schedule wsd: one line of trunks per model, lr, batch
+                size and seed, with a cooldown branch per token count; sweeps/wsd.py)
     grid:      {N or shapes (required); D or tokens_per_param (required)}
     resources: {cpus_per_run: 1, gpus_per_run: auto, max_concurrent: null, workers_per_run: 1, workers_from_N: null}
     planning:  {device, flops_per_second, step_overhead_seconds, overhead_seconds: 1, min_steps: 100}
@@ -69,7 +72,7 @@ from lm.accounting import COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVEN
 from lm.data import CorpusConfig
 from lm.family import FamilyError, ShapeFamily
 from lm.device import PRECISIONS
-from lm.optim import SCHEDULES
+from lm.optim import COOLDOWN_SHAPES, SCHEDULES
 from lm.tokenizer import MIN_VOCAB_SIZE
 
 KINDS = ("isoflop", "grid")
@@ -160,6 +163,31 @@ class CorpusSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Cooldown:
+    """A wsd schedule's cooldown: its share of each run's steps, and its shape (lm.optim)."""
+
+    fraction: float = 0.2
+    shape: str = "linear"
+
+    def __post_init__(self):
+        _require(0 < self.fraction < 1, "fraction", f"must be in (0, 1), got {self.fraction!r}")
+        _require(self.shape in COOLDOWN_SHAPES, "shape", f"must be one of {COOLDOWN_SHAPES}, got {self.shape!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WSDSection:
+    """Trunks and cooldown branches (sweeps/wsd.py): the warmup they share, and optionally a limit on trunks."""
+
+    warmup_tokens: int  # the fixed warmup of every trunk and branch, rounded to whole steps per batch size
+    trunk_tokens: int | None = None  # the longest stable phase any trunk may train (a guard); None: no limit
+
+    def __post_init__(self):
+        _require(self.warmup_tokens >= 0, "warmup_tokens", f"must be >= 0, got {self.warmup_tokens!r}")
+        _require(self.trunk_tokens is None or self.trunk_tokens >= 1, "trunk_tokens",
+                 f"must be a positive number of tokens, got {self.trunk_tokens!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingSection:
     context_length: int
     batch_size: tuple[int, ...] | PowerRule  # sequences per step: one run per value, or a rule
@@ -176,6 +204,7 @@ class TrainingSection:
     precision: str = "auto"
     eval_tokens: int = 32_768
     tie_embeddings: bool = False
+    cooldown: Cooldown | None = None  # wsd only; replaces cooldown_fraction
 
     def __post_init__(self):
         _require(self.context_length >= 1, "context_length", f"must be >= 1, got {self.context_length!r}")
@@ -195,6 +224,9 @@ class TrainingSection:
                  f"must be in (0, 1], got {self.cooldown_fraction!r}")
         _require(self.schedule != "wsd" or self.warmup_fraction + self.cooldown_fraction <= 1, "cooldown_fraction",
                  "warmup_fraction + cooldown_fraction must not exceed 1 for the wsd schedule")
+        _require(self.cooldown is None or self.schedule == "wsd", "cooldown", "is for the wsd schedule only")
+        _require(self.cooldown is None or self.cooldown_fraction == 0.2, "cooldown",
+                 "give the fraction as cooldown.fraction, not also as cooldown_fraction")
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed!r}")
@@ -204,6 +236,12 @@ class TrainingSection:
         _require(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
         _require(self.eval_tokens >= self.context_length, "eval_tokens",
                  f"must be at least one window of context_length={self.context_length} tokens, got {self.eval_tokens}")
+
+    def cooldown_fields(self) -> dict:
+        """The ExperimentSpec fields of the cooldown (cooldown_fraction, cooldown_shape)."""
+        if self.cooldown is None:
+            return {"cooldown_fraction": self.cooldown_fraction}
+        return {"cooldown_fraction": self.cooldown.fraction, "cooldown_shape": self.cooldown.shape}
 
     def batch_sizes(self, *, N: float, C: float) -> list[int]:
         if isinstance(self.batch_size, PowerRule):
@@ -369,6 +407,7 @@ class SweepConfig:
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     planning: PlanningSection = field(default_factory=PlanningSection)
     validation: ValidationSection = field(default_factory=ValidationSection)
+    wsd: WSDSection | None = None
     source: str | None = None  # the file it came from, for messages
 
     def __post_init__(self):
@@ -385,6 +424,10 @@ class SweepConfig:
             present = getattr(self, kind) is not None
             _require(present == (self.kind == kind), kind,
                      f"a kind: {self.kind} sweep {'needs' if not present else 'must not have'} a `{kind}:` section")
+        _require(self.wsd is None or self.training.schedule == "wsd", "wsd",
+                 f"trunks and branches need training.schedule: wsd, got {self.training.schedule!r}")
+        _require(self.wsd is None or self.resources.workers_per_run == 1, "resources.workers_per_run",
+                 "WSD trunks and branches train on one worker each; data-parallel WSD runs are not supported yet")
 
     @property
     def device_kind(self) -> str:
@@ -555,7 +598,9 @@ _READERS = {
                           warmup_fraction=_number, min_lr_ratio=_number, cooldown_fraction=_number,
                           weight_decay=_number, grad_clip=_number, seed=_integer, seeds=_integer,
                           beta2=lambda v, k: v if v == "auto" else _number(v, k), precision=_string,
-                          eval_tokens=_integer, tie_embeddings=_boolean),
+                          eval_tokens=_integer, tie_embeddings=_boolean, cooldown=_section(Cooldown)),
+    Cooldown: dict(fraction=_number, shape=_string),
+    WSDSection: dict(warmup_tokens=_integer, trunk_tokens=_integer),
     Center: dict(tokens_per_param=_number, k=_number, p=_number),
     IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),
     Shape: dict(n_layers=_integer, d_model=_integer, n_heads=_integer),
@@ -569,7 +614,7 @@ _READERS = {
                       corpus=_section(CorpusSection),
                       training=_section(TrainingSection), isoflop=_section(IsoFLOPSection), grid=_section(GridSection),
                       resources=_section(ResourcesSection), planning=_section(PlanningSection),
-                      validation=_section(ValidationSection)),
+                      validation=_section(ValidationSection), wsd=_section(WSDSection)),
 }
 
 

@@ -22,6 +22,10 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   code as they start (sweeps/warm.py, Ray's preload_python_modules), while the driver plans and tokenizes.
 - Few tasks in flight. At most `max_concurrent` runs are submitted at a time, longest first, and results
   are taken in completion order with `ray.wait`, so the driver stays light for thousands of runs.
+- WSD trunks and branches (sweeps/wsd.py). Trunks and branches are runs like any other (leased, never
+  trained twice); one that starts from a trunk's checkpoint (a branch from its trunk, a trunk from the
+  shorter one before it) is submitted once that checkpoint is in the store, beside the trunks still
+  training; one whose trunk ended without it is recorded as failed, naming why.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
   unreachable --address, before anything is written to the store.
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
@@ -41,6 +45,7 @@ from typing import Callable
 from experiments import lease, store as st
 from experiments.runner import record_failure
 from experiments.spec import ExperimentSpec
+from sweeps import wsd
 from sweeps.config import SweepConfig
 from sweeps.distributed import check_placeable, ddp_task
 from sweeps.plan import SweepPlan, plan
@@ -106,7 +111,8 @@ class LaunchReport:
         return sum(1 for r in self.rows if r["status"] == status)
 
 
-def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str) -> dict:
+def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
+               start_from: str | None = None) -> dict:
     """One run, executed inside a Ray worker. Ray pins a task to one thread unless told; we use its CPUs."""
     import torch  # noqa: PLC0415  (workers import torch on first use)
 
@@ -114,7 +120,8 @@ def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, thread
 
     torch.set_num_threads(threads)
     spec = ExperimentSpec.from_dict(spec_dict)
-    return run_experiment(spec, store=store, corpus_path=corpus_path, sweep=sweep, device=device, threads=threads)
+    return run_experiment(spec, store=store, corpus_path=corpus_path, sweep=sweep, device=device, threads=threads,
+                          start_from=start_from)
 
 
 def prepare_sweep_corpus(config: SweepConfig, store: Path):
@@ -267,8 +274,7 @@ class _Driver:
         """Train `queue` (longest first); return (interrupted, message)."""
         try:
             while queue or self.in_flight or self.waiting:
-                while queue and self.has_room(queue[0]):
-                    spec = queue.pop(0)
+                while (spec := self.next_runnable(queue)) is not None:
                     if self.claim(spec):
                         self.submit(spec)
                 self.report(queue)
@@ -293,6 +299,28 @@ class _Driver:
         busy = sum(self.workers[s.run_id] for s in self.in_flight.values())
         return not self.in_flight or busy + self.workers[spec.run_id] <= self.cap
 
+    def next_runnable(self, queue: list[ExperimentSpec]) -> ExperimentSpec | None:
+        """Take the first queued run that may start now (a WSD branch waits for its trunk's checkpoint; the
+        first ready run waits for room, so the longest go first); record as failed the branches whose trunk
+        ended without theirs."""
+        for i, spec in enumerate(queue):
+            state = wsd.readiness(spec, self.sweep_plan.branching, self.store)
+            if state == wsd.ORPHANED and st.is_done(self.store, spec.run_id):  # finished by another driver
+                del queue[i]
+                self.progress.done_elsewhere += 1
+                return self.next_runnable(queue)
+            if state == wsd.ORPHANED and self.keeper.try_take(spec.run_id, self.watch.verdict(self.store, spec.run_id)):
+                del queue[i]
+                row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name,
+                                     error=wsd.orphan_reason(spec, self.sweep_plan.branching, self.store))
+                self.keeper.give_up(spec.run_id)
+                self.rows.append(row)
+                self.progress.record(row["status"])
+                return self.next_runnable(queue)
+            if state == wsd.READY:
+                return queue.pop(i) if self.has_room(spec) else None
+        return None
+
     def claim(self, spec: ExperimentSpec) -> bool:
         """Take the run's lease; False if another driver holds it (it waits) or finished it meanwhile."""
         run_id = spec.run_id
@@ -311,11 +339,12 @@ class _Driver:
         resources = resources_for(spec, device_kind=self.device_kind, gpu_memory_bytes=self.gpu_memory,
                                   cpus_per_run=self.res.cpus_per_run, gpus_per_run=self.res.gpus_per_run)
         device = "cuda" if self.device_kind == "gpu" else "cpu"
+        start = wsd.start_checkpoint(spec, self.sweep_plan.branching, self.store)
         args = (spec.to_dict(), str(self.store), self.corpus_path, self.sweep_plan.name, self.res.cpus_per_run, device)
-        if self.workers[spec.run_id] > 1:
+        if self.workers[spec.run_id] > 1:  # WSD sweeps train on one worker (SweepConfig refuses both)
             ref = self.ddp_remote.options(name=f"run-{spec.run_id}").remote(*args, self.workers[spec.run_id])
         else:
-            ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(*args)
+            ref = self.remote.options(**resources, name=f"run-{spec.run_id}").remote(*args, str(start) if start else None)
         self.in_flight[ref] = spec
         self.attempts[spec.run_id] = self.attempts.get(spec.run_id, 0) + 1
 

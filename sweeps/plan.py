@@ -38,6 +38,7 @@ from experiments.spec import ExperimentSpec
 from lm.accounting import (compute_per_token, forward_flops_per_token, param_counts, training_flops_per_token,
                            training_memory)
 from lm.model import ModelConfig
+from sweeps import wsd
 from sweeps.config import Shape, SweepConfig, SweepConfigError
 from sweeps.replicates import replicates
 from sweeps.schedule import GPU_MEMORY_BYTES, MEMORY_SAFETY
@@ -89,6 +90,7 @@ class SweepPlan:
     device_kind: str  # what the estimates assume: "cpu" or "gpu"
     flops_per_second: float  # assumed achieved training FLOP/s per run
     step_overhead_seconds: float  # assumed fixed cost of one step
+    branching: wsd.Branching | None = None  # a wsd sweep's trunks and branches (sweeps/wsd.py)
 
     @property
     def name(self) -> str:
@@ -126,8 +128,15 @@ class SweepPlan:
             return []
         return [r for r in self.runs if r.memory_bytes * MEMORY_SAFETY > gpu_memory_bytes]
 
+    @property
+    def flops_if_separate(self) -> float:
+        """Exact training FLOPs of the sweep's points trained as independent runs (= total_flops without WSD)."""
+        return self.branching.flops_if_separate if self.branching else self.total_flops
+
     def to_rows(self) -> list[dict]:
-        """One flat dict per run (PlannedRun.to_row), in plan order."""
+        """One flat dict per run (PlannedRun.to_row; a wsd sweep's with sweeps.wsd.Branching.row), in plan order."""
+        if self.branching is not None:
+            return [{**r.to_row(), **self.branching.row(r.run_id)} for r in self.runs]
         return [r.to_row() for r in self.runs]
 
     def to_dict(self) -> dict:
@@ -137,6 +146,7 @@ class SweepPlan:
             "source": self.config.source, "device_kind": self.device_kind, "flops_per_second": self.flops_per_second,
             "step_overhead_seconds": self.step_overhead_seconds,
             "totals": {"runs": len(self.runs), "C": self.total_C, "flops": self.total_flops,
+                       "flops_total": self.total_flops, "flops_if_separate": self.flops_if_separate,
                        "serial_seconds": self.serial_seconds,
                        "max_memory_bytes": max((r.memory_bytes for r in self.runs), default=0),
                        "oversized_runs": len(self.oversized())},
@@ -167,10 +177,14 @@ def plan(config: SweepConfig, *, device_kind: str | None = None, flops_per_secon
             for spec in replicates(cell, config.training.seeds):
                 if spec.run_id not in runs:
                     runs[spec.run_id] = _planned(spec, n_target, config, device_kind, fps, step_seconds)
+        planned, branching = list(runs.values()), None
+        if config.wsd is not None:
+            planned, branching = wsd.branched(planned, config, planned=lambda spec, n_target: _planned(
+                spec, n_target, config, device_kind, fps, step_seconds))
     except SweepConfigError as e:
         raise e.located(source=config.source) from None
-    return SweepPlan(config=config, runs=tuple(runs.values()), device_kind=device_kind, flops_per_second=fps,
-                     step_overhead_seconds=step_seconds)
+    return SweepPlan(config=config, runs=tuple(planned), device_kind=device_kind, flops_per_second=fps,
+                     step_overhead_seconds=step_seconds, branching=branching)
 
 
 # ---- cells --------------------------------------------------------------------------------------
@@ -182,7 +196,7 @@ def _common(config: SweepConfig) -> dict:
         n_convention=config.n_convention, compute=config.compute, tie_embeddings=t.tie_embeddings,
         context_length=t.context_length,
         schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
-        cooldown_fraction=t.cooldown_fraction, weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
+        **t.cooldown_fields(), weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
         beta2=None if t.beta2 == "auto" else t.beta2,  # None: the spec applies lm.optim.beta2_for_batch
         precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
         corpus_max_bytes=c.max_bytes, corpus_text_field=c.text_field, corpus_val_fraction=c.val_fraction,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lm.accounting import compute_per_token, param_counts, training_flops_per_token, training_memory
+from lm.accounting import param_counts, training_flops_per_token, training_memory
 from sweeps.config import SweepConfigError, parse_sweep
 from sweeps.plan import DEFAULT_FLOPS_PER_SECOND, plan
 

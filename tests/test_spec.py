@@ -47,8 +47,13 @@ OTHER_VALUES = {
     "warmup_fraction": 0.1, "min_lr_ratio": 0.0, "cooldown_fraction": 0.3, "weight_decay": 0.0, "grad_clip": 0.5,
     "seed": 1, "beta2": 0.99, "sampler": "replacement", "precision": "fp32", "eval_tokens": 1024, "corpus_source": "/data/x.jsonl",
     "vocab_size": 1024, "corpus_max_bytes": None, "corpus_text_field": "body", "corpus_val_fraction": 0.1, "corpus_seed": 2,
-    "budget": 1e12, "compute": "6N",
+    "budget": 1e12, "compute": "6N", "cooldown_shape": "1-sqrt", "warmup_steps": 5, "trunk": True,
+    "trunk_id": "0123456789abcdef", "branch_step": 80,
 }
+# Fields valid only together with others: what else each single change needs.
+TOGETHER = {"trunk": dict(schedule="constant", warmup_steps=5),
+            "trunk_id": dict(schedule="wsd", warmup_steps=5, branch_step=80),
+            "branch_step": dict(schedule="wsd", warmup_steps=5, trunk_id="0123456789abcdef")}
 
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(ExperimentSpec)])
@@ -58,7 +63,7 @@ def test_changing_any_single_field_changes_the_run_id(name):
     if name == "n_params":  # switching to a target N also drops the explicit shape
         changed = make(n_params=1e5, n_layers=None, d_model=None, n_heads=None)
     else:
-        changed = dataclasses.replace(base, **{name: OTHER_VALUES[name]})
+        changed = dataclasses.replace(base, **{name: OTHER_VALUES[name]}, **TOGETHER.get(name, {}))
     assert getattr(changed, name) != getattr(base, name)
     assert changed.run_id != base.run_id
 
