@@ -72,11 +72,13 @@ def _build(hint, tree, where: str):
         if not isinstance(tree, dict):
             raise ValueError(f"{where}: expected an object, got {type(tree).__name__}")
         hints = _hints(hint)
-        missing = [f.name for f in dataclasses.fields(hint) if f.name not in tree]
+        # a field with a default may be absent: it was added after the file was written
+        missing = [f.name for f in dataclasses.fields(hint) if f.name not in tree
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
         return hint(**{f.name: _build(hints[f.name], tree[f.name], f"{where}.{f.name}")
-                       for f in dataclasses.fields(hint)})
+                       for f in dataclasses.fields(hint) if f.name in tree})
     if hint is Interval or (origin is tuple and isinstance(tree, dict)):  # an Interval where a pair is declared
         return Interval(_number(tree["lo"]), _number(tree["hi"]), n_finite=tree["n_finite"],
                         n_total=tree["n_total"], level=tree["level"])

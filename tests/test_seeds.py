@@ -189,6 +189,10 @@ def test_fit_all_on_replicates_reports_the_noise_floor_and_resamples_cells():
     assert 0.004 < fit.noise_floor.sd < 0.02
     assert fit.approach3_bootstrap is not None
     assert StudyFit.from_dict(fit.to_dict()).noise_floor == fit.noise_floor
+    older = {k: v for k, v in fit.to_dict().items() if k not in ("noise_floor", "lr_horizon_law")}
+    assert StudyFit.from_dict(older).noise_floor is None  # a fit file written before these fields loads
+    with pytest.raises(ValueError, match="n_runs"):
+        StudyFit.from_dict({k: v for k, v in older.items() if k != "n_runs"})
 
 
 def test_replicates_need_no_budget_or_compute_column():
