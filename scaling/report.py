@@ -118,7 +118,7 @@ def _fit_blocks(fit) -> list[tuple]:
         if law is not None:
             blocks.append(("p", f"Optimal {label} = k·C^p: k = {_fmt(law.k)} {_interval(law.k_interval)}, "
                                 f"p = {_fmt(law.p, '.3f')} {_interval(law.p_interval)}. {law.message}"))
-    blocks.extend(("p", f"Unreliable: {sentence}; do not read it as a {fit.level:.0%} interval.")
+    blocks.extend(("p", f"Unreliable: {sentence}; do not read them as {fit.level:.0%} intervals.")
                   for sentence in fit.unreliable_intervals())
     if fit.headline is not None:
         blocks.append(("p", f"Headline predictor: {fit.headline.name}: {fit.headline.reason}."))
