@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 from analysis.lack_of_fit import lack_of_fit_factor
+from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
 from analysis.table import usable_runs
 

@@ -142,7 +142,7 @@ def _fit_blocks(fit) -> list[tuple]:
         blocks.append(("p", f"Optimal learning rate against size and horizon, k·N^p_N·D^p_D (Bjorck et al. 2024): "
                             f"k = {_fmt(h.k)}, p_N = {_fmt(h.p_N, '.3f')} {_interval(h.p_N_interval)}, "
                             f"p_D = {_fmt(h.p_D, '.3f')} {_interval(h.p_D_interval)}. {h.message}"))
-    blocks.extend(("p", f"Unreliable: {sentence}; do not read it as a {fit.level:.0%} interval.")
+    blocks.extend(("p", f"Unreliable: {sentence}; do not read them as {fit.level:.0%} intervals.")
                   for sentence in fit.unreliable_intervals())
     if fit.headline is not None:
         blocks.append(("p", f"Headline predictor: {fit.headline.name}: {fit.headline.reason}."))

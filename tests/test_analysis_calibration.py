@@ -61,3 +61,26 @@ def test_calibrate_rejects_bad_arguments():
         calibrate(FAMILIES["small-lab"], n_sweeps=1, approaches=("approach4",))
     with pytest.raises(ValueError, match="factors"):
         calibrate(FAMILIES["small-lab"], n_sweeps=1, factors=(-1.0,))
+
+
+def test_a_bootstrap_that_dropped_most_replicates_is_marked_unreliable():
+    """One of the chinchilla family's sweeps (seed 93): 102 of 200 frontier replicates drop a budget (a parabola's
+    vertex leaves its window), so its intervals are marked unreliable, and the fit and its predictions say so."""
+    import warnings
+
+    from analysis.powerlaw import replicates_reliable
+    from analysis.simulate import simulate_runs
+    from analysis.study_fit import fit_all
+
+    family = FAMILIES["chinchilla"]
+    runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
+                         params=family.params, noise=0.006, seed=93)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_all(runs, approaches=(2,), n_bootstrap=200, seed=93, holdout=())
+    frontier = fit.frontier
+    assert frontier.success and frontier.n_converged < 100 and not frontier.interval_reliable
+    sentence = f"the loss frontier's intervals are unreliable ({frontier.n_converged} of 200 bootstrap replicates kept)"
+    assert fit.unreliable_intervals() == (sentence,)
+    assert sentence in fit.predict_at(4 * max(family.budgets)).warnings
+    assert replicates_reliable(100, 200) and not replicates_reliable(99, 200) and not replicates_reliable(1, 1)
