@@ -113,7 +113,8 @@ def launch_progress_printer(name: str):
         eta = f"ETA {p.eta_seconds / 60:.1f} min" if p.eta_seconds is not None else "ETA -"
         line = (f"[{name}] done {p.done_before + p.completed}/{p.planned}  running {p.running}  "
                 f"failed {p.failed + p.diverged}  pending {p.pending}  elsewhere {p.elsewhere}  retries {p.retries}  "
-                f"FLOPs {p.flops_done:.2e}/{p.flops_total:.2e}  {eta}")
+                f"FLOPs {p.flops_done:.2e}/{p.flops_total:.2e}  {eta}"
+                + (f"  (trunks {p.trunks_done}/{p.trunks_planned})" if p.trunks_planned else ""))
         if tty:
             print("\r" + line.ljust(120), end="" if p.running or p.pending or p.elsewhere else "\n", file=sys.stderr, flush=True)
         else:

@@ -74,6 +74,8 @@ class Progress:
     done_elsewhere: int = 0  # runs another driver finished during this launch
     flops_done: float = 0.0  # exact FLOPs of the runs finished in this launch
     flops_total: float = 0.0  # exact FLOPs of everything this launch set out to train
+    trunks_planned: int = 0  # a WSD sweep's trunks (sweeps/wsd.py), counted in `planned` too
+    trunks_done: int = 0  # of them, finished before or by this launch
     started: float = field(default_factory=time.monotonic)
 
     def record(self, status: str) -> None:
@@ -229,6 +231,9 @@ def launch(
                          retry_failed=retry_failed, max_concurrent=max_concurrent, on_progress=on_progress)
         progress = Progress(planned=len(sweep_plan.runs), done_before=done_before, pending=len(todo),
                             flops_total=sum(driver.flops[s.run_id] for s in todo))
+        if sweep_plan.branching is not None:
+            progress.trunks_planned = len(sweep_plan.branching.trunks)
+            progress.trunks_done = progress.trunks_planned - sum(1 for s in todo if s.trunk)
         driver.progress = progress
         interrupted, message = driver.run(order_longest_first(todo, sweep_plan.est_seconds()),
                                           max_retries=max_retries, poll_seconds=poll_seconds)
@@ -368,6 +373,8 @@ class _Driver:
         self.rows.append(row)
         self.progress.record(row["status"])
         self.progress.flops_done += self.flops[spec.run_id]
+        if spec.trunk:
+            self.progress.trunks_done += 1
 
     def drop_lost_leases(self) -> None:
         """Stop the runs whose lease another driver took over (ours went unrenewed for a whole ttl)."""

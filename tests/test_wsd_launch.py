@@ -42,7 +42,10 @@ def test_a_killed_trunk_resumes_each_run_trains_once_and_an_extension_trains_onl
     config = dataclasses.replace(full, isoflop=dataclasses.replace(full.isoflop, budgets=full.isoflop.budgets[:2]))
     planned = plan(config)
     reports = []
-    thread = threading.Thread(target=lambda: reports.append(launch(config, store=tmp_path, poll_seconds=0.2)))
+    seen = []
+    thread = threading.Thread(target=lambda: reports.append(
+        launch(config, store=tmp_path, poll_seconds=0.2, on_progress=lambda p: seen.append((p.trunks_done,
+                                                                                            p.trunks_planned)))))
     thread.start()
 
     def trunk_training_with_checkpoint():
@@ -56,6 +59,7 @@ def test_a_killed_trunk_resumes_each_run_trains_once_and_an_extension_trains_onl
     os.kill(pid, signal.SIGKILL)
     thread.join(timeout=300)
     assert not thread.is_alive() and reports[0].retries >= 1
+    assert seen[0] == (0, len(planned.branching.trunks)) and seen[-1] == (len(planned.branching.trunks),) * 2
     rows = {run_id: st.read_row(tmp_path, run_id) for run_id in planned.run_ids}
     assert all(row["status"] == "completed" for row in rows.values())
     assert rows[victim]["attempts"] == 2 and rows[victim]["resumed_from_step"] > 0
