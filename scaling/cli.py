@@ -205,8 +205,10 @@ def _print_validation(multiple: float, v) -> None:
         lo, hi = c.predicted.interval
         label = {"frontier": "loss frontier", "approach3": "approach 3"}[c.predictor]
         mark = "  <- headline" if c is v.headline else ""
-        print(f"  {label:<13} predicted {c.predicted.value:.4f} [{lo:.4f}, {hi:.4f}], error "
-              f"{c.relative_error:+.2%}, {'inside' if c.inside_interval else 'OUTSIDE'} the interval{mark}")
+        verdict = {True: "inside the interval", False: "OUTSIDE the interval", None: "no interval"}[c.inside_interval]
+        interval = f" [{lo:.4f}, {hi:.4f}]" if c.inside_interval is not None else ""
+        print(f"  {label:<13} predicted {c.predicted.value:.4f}{interval}, error {c.relative_error:+.2%}, "
+              f"{verdict}{mark}")
     if v.shape_note:
         print(f"  note: {v.shape_note}")
 

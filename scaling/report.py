@@ -77,15 +77,16 @@ def _one_validation(multiple: float, v) -> list[tuple]:
         blocks.append(("p", f"The validation run did not produce a comparable loss (status {v.status}: {v.error})."))
     else:
         spec = design.spec
-        verdict = "inside" if headline.inside_interval else "outside"
+        verdict = (f"{'inside' if headline.inside_interval else 'outside'} the prediction interval "
+                   f"{_interval(headline.predicted.interval, '.4f')}" if headline.inside_interval is not None
+                   else "with no prediction interval")
         blocks.append(("p", f"At C = {design.budget:.3g} FLOPs ({multiple:g}× the largest sweep budget) the "
                             f"fit ({design.prediction.best.name}) predicted N_opt = {design.n_opt_predicted:.4g}; the "
                             f"model built for it has N = {v.n:,} ({spec.n_layers} layers × {spec.d_model}, "
                             f"{spec.n_heads} heads, seed {spec.seed}) and trained on D = {v.d:,} tokens with lr "
                             f"{spec.lr:.3g} (from the "
                             f"{design.lr_from}). Predicted loss ({design.headline.name}) {headline.predicted.value:.4f}, "
-                            f"actual {v.actual_loss:.4f}: error {headline.relative_error:+.2%}, {verdict} the "
-                            f"prediction interval {_interval(headline.predicted.interval, '.4f')}. The headline "
+                            f"actual {v.actual_loss:.4f}: error {headline.relative_error:+.2%}, {verdict}. The headline "
                             f"predictor was fixed before the run trained ({design.headline.reason}); both "
                             f"predictors are shown, each as recorded in prediction.json."))
     if v.shape_note:
