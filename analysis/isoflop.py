@@ -4,9 +4,9 @@ For each compute budget C the runs that spent C FLOPs at different model sizes N
 final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to the bottom of
 each valley: the lowest run and up to 2 sizes on each side of it (`profile_window`; a quadratic is the
 valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
-budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
-convention of the results table. Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
-(b = 1 − a, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
+budget's compute-optimal size N*(C), and D*(C) = C / f(N*), f the table's compute per token (6·N under
+C = 6·N·D; analysis/compute_per_token.py). Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
+(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
 table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
 
 Notable choices:
