@@ -62,7 +62,8 @@ class ComputePerToken:
     def describe(self) -> str:
         if self.is_6n:
             return "C = 6·N·D"
-        form = f"{self.k:.4g}·N^{self.p:.4g}" + (f" + {self.c:.4g}·N^{self.b:.4g}" if self.c else "")
+        form = (f"{self.k:.4g}·N" if self.p == 1 else f"{self.k:.4g}·N^{self.p:.4g}") + (
+            f" + {self.c:.4g}·N^{self.b:.4g}" if self.c else "")
         return f"C = D·({form}), within {self.max_rel_error:.2%} of the {self.n_runs} runs' C/D"
 
 

@@ -296,6 +296,8 @@ def fit_all(
             raise NoFitError(f"no usable runs to fit: {excluded}")
         scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
         per_token = from_runs(scaling_runs)  # every C → D conversion below divides by this f(N)
+        if not per_token.is_6n:
+            fits.notes.append(f"tokens from compute: D = C / f(N), {per_token.describe()} (analysis/compute_per_token.py)")
         _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot, per_token)
         fits.attempt("kaplan", fit_kaplan, scaling_runs)
         for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
