@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import bootstrap_parametric
+from analysis.compute_per_token import from_runs
 from analysis.frontier import fit_frontier
 from analysis.isoflop import assign_budgets, fit_isoflop, prepare_runs
 from analysis.parametric import fit_parametric
@@ -126,6 +127,7 @@ def backtest(
     train, held = split_holdout(runs, holdout, n_budgets=n_holdout_budgets)
     notes = []
     fit = fit_parametric(train)
+    per_token = from_runs(train)  # C = f(N)·D, the split Approach 3's N_opt is taken under
     if not fit.success:
         notes.append(f"Approach 3 on the training runs: {fit.message}")
     grouped, group_col = cell_groups(train)  # seed replicates: resample whole cells (analysis/replicates.py)
@@ -164,8 +166,8 @@ def backtest(
         if approach2_ok:
             n_opt_predictions.append(_prediction("n_opt", "approach2", budget, n_actual, approach2.n_opt(budget),
                                                  approach2.n_opt_interval(budget)))
-        n3, _ = fit.compute_optimal(budget)
-        n3_interval = percentile_interval(boot.compute_optimal_samples(budget)["n_opt"], level)
+        n3, _ = fit.compute_optimal(budget, per_token)
+        n3_interval = percentile_interval(boot.compute_optimal_samples(budget, per_token)["n_opt"], level)
         n_opt_predictions.append(_prediction("n_opt", "approach3", budget, n_actual, n3, n3_interval))
 
     abs_errors = [p.abs_error for p in loss_predictions]

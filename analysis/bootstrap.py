@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import varpro
+from analysis.compute_per_token import ComputePerToken, split_compute
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
     HUBER_DELTA, PARAM_NAMES, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
@@ -82,10 +83,14 @@ def loss_samples(samples: np.ndarray, N, D) -> np.ndarray:
     return np.exp(np.logaddexp(log_e, terms))
 
 
-def optimum_samples(samples: np.ndarray, C: float) -> dict[str, np.ndarray]:
-    """Per row of `samples`: N_opt, D_opt (`parametric.compute_optimal`'s closed form) and the loss
-    there, at compute C."""
+def optimum_samples(samples: np.ndarray, C: float, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
+    """Per row of `samples`: N_opt, D_opt (`parametric.compute_optimal`: its closed form under C = 6·N·D, a
+    search under C = f(N)·D) and the loss there, at compute C."""
     p = _columns(samples)
+    if per_token is not None and not per_token.is_6n:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_opt, d_opt = split_compute(np.log(p["A"]), p["alpha"], np.log(p["B"]), p["beta"], float(C), per_token)
+        return {"n_opt": n_opt, "d_opt": d_opt, "loss": _loss_rows(p, n_opt, d_opt)}
     s = p["alpha"] + p["beta"]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_g = (np.log(p["alpha"] * p["A"]) - np.log(p["beta"] * p["B"])) / s
@@ -95,9 +100,15 @@ def optimum_samples(samples: np.ndarray, C: float) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         n_opt = np.exp(log_g + p["beta"] / s * log_c6)
         d_opt = np.exp(-log_g + p["alpha"] / s * log_c6)
-        loss = np.exp(np.logaddexp(np.log(p["E"]), np.logaddexp(np.log(p["A"]) - p["alpha"] * np.log(n_opt),
-                                                                np.log(p["B"]) - p["beta"] * np.log(d_opt))))
+        loss = _loss_rows(p, n_opt, d_opt)
     return {"n_opt": n_opt, "d_opt": d_opt, "loss": loss}
+
+
+def _loss_rows(p: dict, n_opt: np.ndarray, d_opt: np.ndarray) -> np.ndarray:
+    """L(N, D) of each replicate at its own (N, D)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.exp(np.logaddexp(np.log(p["E"]), np.logaddexp(np.log(p["A"]) - p["alpha"] * np.log(n_opt),
+                                                               np.log(p["B"]) - p["beta"] * np.log(d_opt))))
 
 
 @dataclass(frozen=True)
@@ -138,13 +149,13 @@ class BootstrapResult:
         """Percentile interval of the predicted loss of one run (N, D)."""
         return percentile_interval(self.loss_samples(float(N), float(D)), self.level)
 
-    def compute_optimal_samples(self, C: float) -> dict[str, np.ndarray]:
+    def compute_optimal_samples(self, C: float, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
         """N_opt, D_opt and the loss there, at compute C, per converged replicate (see `optimum_samples`)."""
-        return optimum_samples(self.samples[self.converged], C)
+        return optimum_samples(self.samples[self.converged], C, per_token)
 
-    def compute_optimal_intervals(self, C: float) -> dict[str, Interval]:
+    def compute_optimal_intervals(self, C: float, per_token: ComputePerToken | None = None) -> dict[str, Interval]:
         """Percentile intervals of N_opt, D_opt and the loss at the optimum, at compute C."""
-        return {k: percentile_interval(v, self.level) for k, v in self.compute_optimal_samples(C).items()}
+        return {k: percentile_interval(v, self.level) for k, v in self.compute_optimal_samples(C, per_token).items()}
 
 
 SEARCHES = ("varpro", "grid")

@@ -1,10 +1,11 @@
 """Approach 1 of Hoffmann et al. (2022): the lower envelope of training curves.
 
-Every point of every run's loss curve spends C = 6·N·tokens FLOPs (the results table's C convention,
-not the counted `flops` column). At log-spaced FLOP levels we interpolate each run's loss (linearly in
-log C, only inside the span its curve covers) and take the run with the lowest loss: it attains the
-envelope, and its N and its tokens at that level, D = C / (6·N), are that level's optimum. Power laws
-N_opt = k_n·C^a and D_opt = k_d·C^b follow (b = 1 − a, as D is C / 6N at every level).
+Every point of every run's loss curve spends C = f(N)·tokens FLOPs, f its row's C / D (the results table's
+convention, analysis/compute.py; 6·N without it). At log-spaced FLOP levels we interpolate each run's loss
+(linearly in log C, only inside the span its curve covers) and take the run with the lowest loss: it attains
+the envelope, and its N and its tokens at that level, D = C / f(N) (f fitted to the runs,
+analysis/compute_per_token.py), are that level's optimum. Power laws N_opt = k_n·C^a and D_opt = k_d·C^b
+follow (b = 1 − a when f = 6·N, as D is then C / 6N at every level).
 
 Caveat (a departure from the paper): Hoffmann et al. trained each size with cosine schedules whose length
 matched several token horizons, so a curve's point at D tokens came from a schedule that had decayed by D.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.compute_per_token import SIX_N, ComputePerToken, fit_compute_per_token
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 
 # Curves of one IsoFLOP budget end at C equal up to rounding of N and D (≈ 1e-7 relative): a curve counts
@@ -63,6 +65,7 @@ class EnvelopeFit(AllocationLaw):
     level: float
     success: bool
     message: str
+    per_token: ComputePerToken = SIX_N  # C = f(N)·D: D at a level is C / f(N) (analysis/compute_per_token.py)
 
 
 def clean_curves(curves: pd.DataFrame) -> pd.DataFrame:
@@ -136,10 +139,13 @@ def fit_envelope(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    per_token: ComputePerToken | None = None,
 ) -> EnvelopeFit:
     """Approach 1: envelope of loss vs C = 6·N·tokens over all curves, then N_opt = k·C^a and D_opt = k'·C^b.
 
-    curves: long format with run_id, N, tokens, loss (one row per evaluation). Raises ValueError when fewer
+    curves: long format with run_id, N, tokens, loss (one row per evaluation), C_per_token where known.
+    per_token: f, which turns a level into tokens (D = C / f(N)); None fits it to the curves' N and
+    C_per_token (6·N without that column). Raises ValueError when fewer
     than 2 runs or 2 model sizes remain, or when no FLOP level is covered by `min_covering_runs` curves.
     """
     if n_levels < 3:
@@ -149,6 +155,9 @@ def fit_envelope(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     curves = clean_curves(curves)
+    if per_token is None:
+        runs = curves.groupby("run_id").first()
+        per_token = fit_compute_per_token(runs["N"], runs["C"] / runs["tokens"])
     if curves["run_id"].nunique() < 2 or curves["N"].nunique() < 2:
         raise ValueError(f"envelope: need ≥ 2 runs of ≥ 2 sizes, got {curves['run_id'].nunique()} run(s) "
                          f"of {curves['N'].nunique()} size(s)")
@@ -169,12 +178,12 @@ def fit_envelope(
     if keep.sum() < 2 or len(np.unique(sizes[winners[keep]])) < 2:
         message = (f"envelope: {int(keep.sum())} level(s) kept after trimming, won by "
                    f"{len(np.unique(sizes[winners[keep]]))} size(s); need ≥ 2 sizes on the envelope")
-        return EnvelopeFit(levels[keep], sizes[winners[keep]], levels[keep] / (6 * sizes[winners[keep]]),
+        return EnvelopeFit(levels[keep], sizes[winners[keep]], per_token.tokens(levels[keep], sizes[winners[keep]]),
                            losses[winners[keep], np.flatnonzero(keep)], tuple(run_ids[i] for i in winners[keep]),
                            None, None, math.nan, nan_pair, math.nan, nan_pair, math.nan, math.nan,
-                           np.empty((0, 2)), level, False, message)
+                           np.empty((0, 2)), level, False, message, per_token=per_token)
     used, win = levels[keep], winners[keep]
-    n_points, d_points = sizes[win], used / (6 * sizes[win])
+    n_points, d_points = sizes[win], per_token.tokens(used, sizes[win])
     n_law, d_law = fit_power_law(used, n_points), fit_power_law(used, d_points)
 
     rng = np.random.default_rng(seed)
@@ -184,16 +193,20 @@ def fit_envelope(
         b_keep, b_win = _envelope(losses, sizes, subset, min_covering=min_covering_runs, trim=trim_boundary_sizes)
         if b_keep.sum() >= 2 and len(np.unique(sizes[b_win[b_keep]])) >= 2:
             fit = fit_power_law(levels[b_keep], sizes[b_win[b_keep]])
-            samples.append((fit.k, fit.p))
-    samples = np.array(samples).reshape(-1, 2)
+            # D = C/f(N): under f = 6N, b = 1 − a within each draw; else the draw's own D law
+            b = 1 - fit.p if per_token.is_6n else fit_power_law(
+                levels[b_keep], per_token.tokens(levels[b_keep], sizes[b_win[b_keep]])).p
+            samples.append((fit.k, fit.p, b))
+    samples = np.array(samples).reshape(-1, 3)
     notes = [f"{len(used)} of {n_levels} levels from {len(np.unique(n_points))} sizes on the envelope"]
     if n_bootstrap and len(samples) < n_bootstrap:
         notes.append(f"{n_bootstrap - len(samples)} bootstrap draw(s) with < 2 sizes on the envelope skipped")
     a_interval = percentile_interval(samples[:, 1], level) if len(samples) else nan_pair
-    b_interval = percentile_interval(1 - samples[:, 1], level) if len(samples) else nan_pair
+    b_interval = percentile_interval(samples[:, 2], level) if len(samples) else nan_pair
+    samples = samples[:, :2]  # law_samples: (k_n, a)
     return EnvelopeFit(
         levels=used, n_opt_points=n_points, d_opt_points=d_points, loss=losses[win, np.flatnonzero(keep)],
         run_ids=tuple(run_ids[i] for i in win), n_law=n_law, d_law=d_law, a=float(n_law.p), a_interval=a_interval,
         b=float(d_law.p), b_interval=b_interval, k_n=float(n_law.k), k_d=float(d_law.k), law_samples=samples,
-        level=level, success=True, message="; ".join(notes),
+        level=level, success=True, message="; ".join(notes), per_token=per_token,
     )

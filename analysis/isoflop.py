@@ -4,9 +4,9 @@ For each compute budget C the runs that spent C FLOPs at different model sizes N
 final loss against log N. We fit a parabola L ≈ c0 + c1·u + c2·u² (u = log N − its mean) to the bottom of
 each valley: the lowest run and up to 2 sizes on each side of it (`profile_window`; a quadratic is the
 valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
-budget's compute-optimal size N*(C), and D*(C) = C / (6·N*) by the C = 6·N·D
-convention of the results table. Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
-(b = 1 − a, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
+budget's compute-optimal size N*(C), and D*(C) = C / f(N*), f the table's compute per token (6·N under
+C = 6·N·D; analysis/compute_per_token.py). Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
+(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
 table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
 
 Notable choices:
@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
@@ -261,6 +262,7 @@ class IsoFlopFit(AllocationLaw):
     message: str
     significance: SignificanceTest | None = None
     lack_of_fit: float = 1.0
+    per_token: ComputePerToken = SIX_N  # C = f(N)·D: D* = C / f(N*) (analysis/compute_per_token.py)
 
     @property
     def interval_reliable(self) -> bool:
@@ -297,7 +299,8 @@ def _at_edge(n, loss) -> bool:
     return lowest in (0, len(sizes) - 1)
 
 
-def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float) -> BudgetProfile:
+def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float | None, level: float,
+             per_token: ComputePerToken) -> BudgetProfile:
     group = group.sort_values("N")
     run_ids = tuple(str(r) for r in group["run_id"]) if "run_id" in group.columns else tuple(str(i) for i in group.index)
     n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
@@ -328,7 +331,7 @@ def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float 
     dropped = run_ids[int(np.flatnonzero(window)[parabola.dropped])] if parabola.dropped is not None else None
     return BudgetProfile(
         budget=budget, run_ids=run_ids, n=n, loss=loss, parabola=parabola, n_opt=n_opt, n_opt_interval=interval,
-        d_opt=budget / (6 * n_opt), loss_opt=parabola.minimum, status=status, dropped_run_id=dropped,
+        d_opt=float(per_token.tokens(budget, n_opt)), loss_opt=parabola.minimum, status=status, dropped_run_id=dropped,
         window=window, fitted=fitted,
     )
 
@@ -340,11 +343,13 @@ def fit_isoflop(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    per_token: ComputePerToken | None = None,
 ) -> IsoFlopFit:
-    """Approach 2: a parabola in log N per budget, then N_opt = k·C^a and D_opt = k'·C^b.
+    """Approach 2: a parabola in log N per budget, then N_opt = k·C^a and D_opt = C / f(N_opt) ≈ k'·C^b.
 
     runs: the results table (needs N, loss, and budget or C). Unusable rows are dropped by
     `table.usable_runs` with a warning; budgets excluded from the law are named in `message`.
+    per_token: f, the compute per token that turns a budget into tokens; None fits it to the runs' C/D.
     Raises ValueError if no budget has ≥ 3 distinct sizes.
     """
     if not 0 < level < 1:
@@ -361,10 +366,11 @@ def fit_isoflop(
     if not any(g["N"].nunique() >= 3 for _, g in groups):
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
     sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
-    profiles = tuple(_profile(b, g, sigma, outlier_threshold, level) for b, g in groups)
+    per_token = from_runs(runs) if per_token is None else per_token
+    profiles = tuple(_profile(b, g, sigma, outlier_threshold, level, per_token) for b, g in groups)
     significance = profiles_against_constant((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float))
                                              for _, g in groups)
-    fit = _fit_laws(profiles, sigma, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    fit = _fit_laws(profiles, sigma, per_token, n_bootstrap=n_bootstrap, level=level, seed=seed)
     if significance.failed:  # analysis.significance: no law in noise
         return dataclasses.replace(fit, success=False, significance=significance, message=(
             f"the runs show no significant scaling: the IsoFLOP profiles are no better than a flat loss per budget "
@@ -380,7 +386,8 @@ def _windowed(group: pd.DataFrame):
     return np.log(n[window]), loss[window]
 
 
-def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: int) -> IsoFlopFit:
+def _fit_laws(profiles, sigma: float, per_token: ComputePerToken, *, n_bootstrap: int, level: float,
+              seed: int) -> IsoFlopFit:
     excluded = [f"budget {p.budget:.3g}: {p.status}" for p in profiles if not p.included]
     if excluded:
         warnings.warn("IsoFLOP fit: " + "; ".join(excluded) + " (excluded from the power law)", stacklevel=3)
@@ -391,11 +398,11 @@ def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: i
     if len(used) < 2:
         message = f"need ≥ 2 budgets with a bracketed minimum, got {len(used)}" + "".join(f"; {n}" for n in notes)
         return IsoFlopFit(profiles, None, None, math.nan, nan_pair, math.nan, nan_pair, math.nan, math.nan,
-                          np.empty((0, 2)), sigma, level, False, message)
+                          np.empty((0, 2)), sigma, level, False, message, per_token=per_token)
     compute = np.array([p.budget for p in used])
     log_n = np.log([p.n_opt for p in used])
     n_law = fit_power_law(compute, np.exp(log_n))
-    d_law = fit_power_law(compute, compute / (6 * np.exp(log_n)))
+    d_law = fit_power_law(compute, per_token.tokens(compute, np.exp(log_n)))
     se = np.array([p.parabola.vertex_se for p in used])
     samples = np.empty((0, 2))
     lack_of_fit = lack_of_fit_factor(log_n - np.log(n_law.predict(compute)), se**2, 2, level)
@@ -404,9 +411,11 @@ def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: i
         # the vertices scatter about the law more than their noise explains: widen (analysis.lack_of_fit)
         draws = log_n + lack_of_fit * se * rng.standard_normal((n_bootstrap, len(used)))
         samples = np.array([(f.k, f.p) for f in (fit_power_law(compute, np.exp(row)) for row in draws)])
-        # D* = C/(6N*) per budget, so ln k_d = −ln 6 − ln k_n and b = 1 − a within each draw.
         a_interval = percentile_interval(samples[:, 1], level)
-        b_interval = percentile_interval(1 - samples[:, 1], level)
+        # D* = C/f(N*) per budget: under f = 6N, b = 1 − a within each draw; else each draw's own D* law
+        b_samples = 1 - samples[:, 1] if per_token.is_6n else np.array(
+            [fit_power_law(compute, per_token.tokens(compute, np.exp(row))).p for row in draws])
+        b_interval = percentile_interval(b_samples, level)
         if lack_of_fit > 1:
             notes.append(f"intervals widened ×{lack_of_fit:.3g}: the budgets' N* scatter about the law more than "
                          "their noise explains (lack of fit)")
@@ -418,5 +427,5 @@ def _fit_laws(profiles, sigma: float, *, n_bootstrap: int, level: float, seed: i
         profiles=profiles, n_law=n_law, d_law=d_law, a=float(n_law.p), a_interval=a_interval,
         b=float(d_law.p), b_interval=b_interval, k_n=float(n_law.k), k_d=float(d_law.k),
         law_samples=samples, noise_scale=sigma, level=level, success=True, message=message,
-        lack_of_fit=lack_of_fit,
+        lack_of_fit=lack_of_fit, per_token=per_token,
     )

@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from analysis import varpro
+from analysis.compute_per_token import ComputePerToken, split_compute
 from analysis.lbfgs import NOT_CONVERGED as LBFGS_NOT_CONVERGED
 from analysis.lbfgs import BatchResult, concat_batches, minimize_batch
 from analysis.significance import SignificanceTest, law_against_constant
@@ -112,14 +113,17 @@ def predict_loss(params: ChinchillaParams, N, D) -> np.ndarray:
     return np.exp(np.logaddexp(log_e, terms))
 
 
-def compute_optimal(params: ChinchillaParams, C) -> tuple[np.ndarray, np.ndarray]:
+def compute_optimal(params: ChinchillaParams, C, per_token: ComputePerToken | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The (N_opt, D_opt) minimising L(N, D) subject to C = 6·N·D (Hoffmann et al. 2022, eq. 4):
 
         N_opt(C) = G · (C/6)^a,   D_opt(C) = G⁻¹ · (C/6)^b,
         G = (αA / (βB))^(1/(α+β)),  a = β/(α+β),  b = α/(α+β),
 
-    evaluated in log space. 6·N_opt·D_opt = C because a + b = 1.
+    evaluated in log space. 6·N_opt·D_opt = C because a + b = 1. Under another compute per token f
+    (`analysis.compute_per_token`) the constraint is C = f(N)·D and the minimum is found numerically.
     """
+    if per_token is not None and not per_token.is_6n:
+        return split_compute(math.log(params.A), params.alpha, math.log(params.B), params.beta, C, per_token)
     log_c6 = np.log(np.asarray(C, dtype=float) / 6.0)
     log_g = math.log(params.G)
     return np.exp(log_g + params.a * log_c6), np.exp(-log_g + params.b * log_c6)
@@ -257,9 +261,9 @@ class ParametricFit:
         log_n, log_d = np.log(np.asarray(N, dtype=float)), np.log(np.asarray(D, dtype=float))
         return np.exp(np.logaddexp(e, np.logaddexp(a - alpha * log_n, b - beta * log_d)))
 
-    def compute_optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) at compute C under C = 6·N·D."""
-        return compute_optimal(self.params, C)
+    def compute_optimal(self, C, per_token: ComputePerToken | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) at compute C under C = f(N)·D (C = 6·N·D when per_token is None)."""
+        return compute_optimal(self.params, C, per_token)
 
     def to_dict(self) -> dict:
         """JSON-ready: parameters, exponents and diagnostics (arrays left out)."""

@@ -128,7 +128,8 @@ def plot_isoflop_profiles(runs: pd.DataFrame, fit: IsoFlopFit, *, ax: Axes | Non
 
 
 def plot_envelope(curves: pd.DataFrame, fit: EnvelopeFit, *, ax: Axes | None = None) -> Axes:
-    """Every training curve (loss vs C = 6·N·tokens, coloured by N) and the envelope points used by Approach 1."""
+    """Every training curve (loss vs C = f(N)·tokens, f its run's C/D, else 6·N; coloured by N) and the envelope
+    points used by Approach 1."""
     ax = _axes(ax)
     sizes = np.log(curves["N"].to_numpy(float))
     lo, hi = sizes.min(), max(sizes.max(), sizes.min() + 1e-9)
@@ -136,7 +137,9 @@ def plot_envelope(curves: pd.DataFrame, fit: EnvelopeFit, *, ax: Axes | None = N
     for _, curve in curves.groupby("run_id"):
         curve = curve.sort_values("tokens")
         shade = (np.log(float(curve["N"].iloc[0])) - lo) / (hi - lo)
-        compute = 6.0 * curve["N"].to_numpy(float) * curve["tokens"].to_numpy(float)  # float: 6·N·D > int64
+        per_token = curve["C_per_token"].to_numpy(float) if "C_per_token" in curve.columns else np.full(len(curve), np.nan)
+        per_token = np.where(np.isfinite(per_token), per_token, 6.0 * curve["N"].to_numpy(float))
+        compute = per_token * curve["tokens"].to_numpy(float)  # float: 6·N·D > int64
         ax.plot(compute, curve["loss"], color=cmap(shade), lw=0.7, alpha=0.6)
     ax.scatter(fit.levels, fit.loss, s=14, color=APPROACH_COLOURS[1], edgecolors="black", linewidths=0.4,
                zorder=3, label="envelope (minimum over runs)")
@@ -230,7 +233,8 @@ def _plot_allocation(runs: pd.DataFrame, fit: StudyFit, ax: Axes | None, what: s
                    label="Approach 1: envelope points")
     if fit.approach2 is not None and fit.approach2.success:
         used = [p for p in fit.approach2.profiles if p.included]
-        estimates = [getattr(allocation_from_n_opt("approach2", p.budget, p.n_opt, p.n_opt_interval),
+        estimates = [getattr(allocation_from_n_opt("approach2", p.budget, p.n_opt, p.n_opt_interval,
+                                                   per_token=fit.per_token),
                              "n_opt" if what == "N" else "d_opt") for p in used]
         values = np.array([e.value for e in estimates])
         bounds = np.array([e.interval for e in estimates])
@@ -245,6 +249,7 @@ def _plot_allocation(runs: pd.DataFrame, fit: StudyFit, ax: Axes | None, what: s
         if np.isfinite(lo).any():
             ax.fill_between(compute, lo, hi, color=APPROACH_COLOURS[3], alpha=0.2, lw=0)
     chinchilla = chinchilla_n_opt(compute)
+    # Hoffmann et al. counted C = 6·N·D: their line stays under that convention
     ax.plot(compute, chinchilla if what == "N" else tokens_at(compute, chinchilla), color=OKABE_ITO["black"],
             ls="--", lw=1.0, label="Chinchilla published (Hoffmann et al. 2022, Approach 3)")
     ax.axvline(runs["C"].max(), color="grey", lw=0.8, ls=":")
@@ -269,14 +274,14 @@ def plot_d_opt(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None = None) -> 
 
 
 def plot_isoloss_contours(runs: pd.DataFrame, fit: StudyFit, *, ax: Axes | None = None) -> Axes:
-    """Approach 3's loss L(N, D = C/6N) as contours in the (C, N) plane, the runs, and the efficient frontier."""
+    """Approach 3's loss L(N, D = C/f(N)) as contours in the (C, N) plane, the runs, and the efficient frontier."""
     ax = _axes(ax)
     compute = np.geomspace(runs["C"].min() / 3, EXTEND * runs["C"].max(), 160)
     band = fit.allocation_band(compute[[0, -1]], "n_opt")
     top = max(runs["N"].max(), band[0][-1] if band is not None else 0) * 5
     sizes = np.geomspace(runs["N"].min() / 3, top, 160)
     grid_c, grid_n = np.meshgrid(compute, sizes)
-    loss = fit.predict_loss(grid_n, grid_c / (6 * grid_n))
+    loss = fit.predict_loss(grid_n, fit.per_token.tokens(grid_c, grid_n))
     finite = loss[np.isfinite(loss)]
     levels = matplotlib.ticker.MaxNLocator(12).tick_values(finite.min(), np.quantile(finite, 0.85))
     filled = ax.contourf(grid_c, grid_n, loss, levels=levels, cmap="cividis", alpha=0.85, extend="both")

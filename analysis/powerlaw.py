@@ -145,8 +145,8 @@ def replicates_reliable(n_kept: int, n_total: int) -> bool:
 class AllocationLaw:
     """N_opt = k_n·C^a with bootstrap samples of (k_n, a): the methods Approaches 1 and 2 share.
 
-    Mixed into their frozen result classes, which hold `k_n`, `a`, `law_samples` (rows of k_n, a)
-    and `level`.
+    Mixed into their frozen result classes, which hold `k_n`, `a`, `law_samples` (rows of k_n, a),
+    `level` and `per_token` (the table's compute per token, `analysis.compute_per_token`).
     """
 
     def n_opt(self, compute) -> np.ndarray:
@@ -154,9 +154,9 @@ class AllocationLaw:
         return self.k_n * np.asarray(compute, dtype=float) ** self.a
 
     def d_opt(self, compute) -> np.ndarray:
-        """D_opt = C / (6·N_opt) at compute C."""
+        """D_opt = C / f(N_opt) at compute C, f the table's compute per token (6·N under C = 6·N·D)."""
         compute = np.asarray(compute, dtype=float)
-        return compute / (6 * self.n_opt(compute))
+        return self.per_token.tokens(compute, self.n_opt(compute))
 
     def n_opt_interval(self, compute: float) -> tuple[float, float]:
         """Percentile interval of N_opt at C over the bootstrap samples (NaNs without samples)."""

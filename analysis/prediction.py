@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.compute_per_token import SIX_N, ComputePerToken
+
 PREDICTORS = ("frontier", "approach3")
 APPROACH_OF = {"frontier": "approach2", "approach3": "approach3", "approach1": "approach1"}
 APPROACH_NAMES = {"approach1": "Approach 1 (envelope)", "approach2": "Approach 2 (IsoFLOP)",
@@ -36,10 +38,10 @@ class NoFitError(ValueError):
     """No approach could be fitted to the runs, so there is nothing to predict from (`scaling` exits 1)."""
 
 
-def tokens_at(compute, n):
-    """D = C / (6·N): the tokens a model of N parameters trains on with C FLOPs, under C = 6·N·D (Kaplan et
-    al. 2020, eq. 2.1) as the fits count compute."""
-    return np.asarray(compute, dtype=float) / (6 * np.asarray(n, dtype=float))
+def tokens_at(compute, n, per_token: ComputePerToken | None = None):
+    """D = C / f(N): the tokens a model of N parameters trains on with C FLOPs, f the table's compute per token
+    (`analysis.compute_per_token`); None: f = 6·N, C = 6·N·D (Kaplan et al. 2020, eq. 2.1)."""
+    return (per_token or SIX_N).tokens(compute, n)
 
 
 @dataclass(frozen=True)
@@ -84,16 +86,14 @@ class Allocation:
 
 
 def allocation_from_n_opt(approach: str, compute: float, n_opt: float, n_interval, *, loss: Estimate = UNKNOWN,
-                          success: bool = True) -> Allocation:
-    """An allocation from N_opt and its interval alone, with D = C/(6N): a larger N means fewer tokens, so the
-    interval's ends swap."""
+                          success: bool = True, per_token: ComputePerToken | None = None) -> Allocation:
+    """An allocation from N_opt and its interval alone, with D = C/f(N) (`tokens_at`): a larger N means fewer
+    tokens, so the interval's ends swap."""
     lo, hi = (float(v) for v in n_interval)
+    d, d_lo, d_hi = (float(tokens_at(compute, n, per_token)) for n in (n_opt, hi, lo))
     return Allocation(
-        approach=approach, n_opt=Estimate(n_opt, (lo, hi)),
-        d_opt=Estimate(tokens_at(compute, n_opt), (tokens_at(compute, hi), tokens_at(compute, lo))),
-        tokens_per_param=Estimate(tokens_at(compute, n_opt) / n_opt,
-                                  (tokens_at(compute, hi) / hi, tokens_at(compute, lo) / lo)),
-        loss=loss, success=success)
+        approach=approach, n_opt=Estimate(n_opt, (lo, hi)), d_opt=Estimate(d, (d_lo, d_hi)),
+        tokens_per_param=Estimate(d / n_opt, (d_lo / hi, d_hi / lo)), loss=loss, success=success)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from analysis.backtest import BacktestResult, backtest
 from analysis.bootstrap import BootstrapResult, bootstrap_parametric
+from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.consistency import ConsistencyResult, ExponentEstimate, check_consistency, exponents_of
 from analysis.envelope import EnvelopeFit, fit_envelope
 from analysis.frontier import FrontierFit, fit_frontier
@@ -51,7 +52,9 @@ class StudyFit:
 
     `headline` is the predictor every prediction leads with (`analysis.prediction`), chosen once here;
     `largest_budget` the largest compute among the fitted runs, from which predictions count how far out
-    they are; `warnings` what the fits warned of, each once."""
+    they are; `per_token` the runs' compute per token f(N), which turns every C into D = C / f(N)
+    (analysis/compute_per_token.py; 6·N in a fit file written before it); `warnings` what the fits warned
+    of, each once."""
 
     approach1: EnvelopeFit | None
     approach2: IsoFlopFit | None
@@ -74,6 +77,7 @@ class StudyFit:
     seed: int
     noise_floor: NoiseFloor | None = None  # the seed sd per budget where cells have replicates
     lr_horizon_law: LrHorizonFit | None = None  # lr_opt = k·N^p_N·D^p_D where the lr law was fitted
+    per_token: ComputePerToken = SIX_N
 
     @property
     def has_parametric(self) -> bool:
@@ -97,7 +101,7 @@ class StudyFit:
     def predict_run(self, N: float, D: float, *, by: str = "approach3", seed: int = 0) -> Estimate:
         """The loss of one run of N parameters on D tokens, with a prediction interval at `level`.
 
-        by: "approach3" (L(N, D)) or "frontier" (the loss frontier through Approach 2's minima at C = 6·N·D,
+        by: "approach3" (L(N, D)) or "frontier" (the loss frontier through Approach 2's minima at C = f(N)·D,
         plus its curvature penalty). Either interval combines the bootstrap's parameter uncertainty with
         run-to-run noise, so it is the interval a single new run's loss should fall in, not only the law's.
         For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space (as the
@@ -108,7 +112,7 @@ class StudyFit:
         if by == "frontier":
             if self.frontier is None:
                 return UNKNOWN
-            compute = 6 * float(N) * float(D)
+            compute = float(self.per_token(float(N))) * float(D)
             return Estimate(self.frontier.predict_loss(N, compute), self.frontier.prediction_interval(N, compute, seed=seed))
         if self.approach3 is None:
             return UNKNOWN
@@ -121,14 +125,14 @@ class StudyFit:
 
     def _approach3_allocation(self, compute: float) -> Allocation:
         """Approach 3's N_opt, D_opt, D/N and the loss there at C, with intervals from its bootstrap."""
-        n_opt, d_opt = (float(v) for v in self.approach3.compute_optimal(compute))
+        n_opt, d_opt = (float(v) for v in self.approach3.compute_optimal(compute, self.per_token))
         values = {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt,
                   "loss": float(self.approach3.predict_loss(n_opt, d_opt))}
         boot = self.approach3_bootstrap
         if boot is None or boot.n_converged < 2:
             estimates = {k: Estimate(v) for k, v in values.items()}
         else:
-            samples = boot.compute_optimal_samples(compute)
+            samples = boot.compute_optimal_samples(compute, self.per_token)
             samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
             estimates = {k: Estimate(v, percentile_interval(samples[k], self.level)) for k, v in values.items()}
         return Allocation(approach="approach3", success=self.approach3.success, **estimates)
@@ -143,7 +147,7 @@ class StudyFit:
             if name == "approach2" and self.frontier is not None:
                 loss = Estimate(self.frontier.loss_at_optimum(compute), self.frontier.loss_at_optimum_interval(compute))
             out.append(allocation_from_n_opt(name, compute, float(law.n_opt(compute)), law.n_opt_interval(compute),
-                                             loss=loss))
+                                             loss=loss, per_token=self.per_token))
         if self.approach3 is not None:
             out.append(self._approach3_allocation(compute))
         return tuple(out)
@@ -291,7 +295,10 @@ def fit_all(
             excluded = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or "the table is empty, or every row was excluded"
             raise NoFitError(f"no usable runs to fit: {excluded}")
         scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
-        _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot)
+        per_token = from_runs(scaling_runs)  # every C → D conversion below divides by this f(N)
+        if not per_token.is_6n:
+            fits.notes.append(f"tokens from compute: D = C / f(N), {per_token.describe()} (analysis/compute_per_token.py)")
+        _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot, per_token)
         fits.attempt("kaplan", fit_kaplan, scaling_runs)
         for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
             if varies(runs, column):
@@ -313,7 +320,7 @@ def fit_all(
         backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
         skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
         notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
-        noise_floor=noise_floor(runs), lr_horizon_law=r.get("lr_horizon_law"),
+        noise_floor=noise_floor(runs), lr_horizon_law=r.get("lr_horizon_law"), per_token=per_token,
     )
 
 
@@ -355,15 +362,16 @@ def _scaling_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, notes: list):
     return scaling_runs, curves
 
 
-def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, boot: dict) -> None:
+def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, boot: dict,
+                         per_token: ComputePerToken) -> None:
     """Approaches 1-3, the loss frontier through Approach 2's minima and Approach 3's bootstrap."""
     if 1 in approaches:
         if curves is None:
             fits.skipped.append(("approach1", "no training curves given"))
         else:
-            fits.attempt("approach1", fit_envelope, curves, **boot)
+            fits.attempt("approach1", fit_envelope, curves, per_token=per_token, **boot)
     if 2 in approaches:
-        fits.attempt("approach2", fit_isoflop, runs, **boot)
+        fits.attempt("approach2", fit_isoflop, runs, per_token=per_token, **boot)
         if fits.ok("approach2"):
             fits.attempt("frontier", fit_frontier, fits.results["approach2"], **boot)
     if 3 in approaches:

@@ -396,7 +396,7 @@ def _predict_run(fit, n: float, d: float, predictor: str | None) -> dict:
     by_predictor = {name: e for name, e in by_predictor.items() if e.known}
     if headline.predictor not in by_predictor:
         raise ValueError(f"{headline.name} cannot predict a run's loss (no loss law was fitted)")
-    return to_tree({"N": n, "D": d, "C": 6 * n * d, "level": fit.level, "headline": headline,
+    return to_tree({"N": n, "D": d, "C": float(fit.per_token(n)) * d, "level": fit.level, "headline": headline,
                     "loss": by_predictor[headline.predictor], "by_predictor": by_predictor})
 
 
