@@ -62,7 +62,7 @@ def test_the_optimizer_trains_with_the_configured_beta2(stdlib_corpus, tmp_path)
 
 
 def test_a_learning_rate_rule_can_fall_with_the_horizon():
-    sweep = {"name": "h", "kind": "isoflop", "corpus": {"source": "stdlib", "vocab_size": 257},
+    sweep = {"name": "h", "kind": "isoflop", "family": {"depth": 2, "head_size": 4}, "corpus": {"source": "stdlib", "vocab_size": 257},
              "training": {"context_length": 64, "batch_size": 16,
                           "lr": {"rule": "power", "of": "N", "k": 6.5, "p": -0.4, "q": -0.2}},
              "isoflop": {"budgets": [1e11, 1e12], "sizes_per_budget": 3, "span": 2, "center": {"k": 3.8e-3, "p": 0.6}}}
