@@ -9,7 +9,6 @@ import socket
 
 import pandas as pd
 import pytest
-import ray
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -127,13 +126,6 @@ def sweep_dict(*, workers: int, name: str = "ddp") -> dict:
         "resources": {"cpus_per_run": 1, "gpus_per_run": 0, "workers_per_run": workers},
         "planning": {"device": "cpu", "min_steps": 10},
     }
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    yield ray
-    ray.shutdown()
 
 
 def test_a_sweep_run_on_two_ray_train_workers_equals_one_worker(local_ray, tmp_path, monkeypatch):

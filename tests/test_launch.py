@@ -5,21 +5,12 @@ import os
 import signal
 import threading
 
-import pytest
-import ray
-
 from analysis.table import read_table
 from experiments import store as st
 from sweeps.config import load_sweep
 from sweeps.launch import launch
 from sweeps.plan import plan
 from sweep_helpers import assert_every_run_completed_once, sweep_file, wait_for
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    yield ray
-    ray.shutdown()
 
 
 def test_tiny_sweep_runs_end_to_end_and_a_relaunch_trains_nothing(local_ray, tmp_path):

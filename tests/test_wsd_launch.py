@@ -7,7 +7,6 @@ import signal
 import threading
 
 import pytest
-import ray
 
 from analysis.table import ExcludedRunsWarning, read_table
 from experiments import store as st
@@ -28,13 +27,6 @@ wsd: {warmup_tokens: 0}
 resources: {cpus_per_run: 1, gpus_per_run: 0}
 planning: {device: cpu, min_steps: 50}
 """
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    yield ray
-    ray.shutdown()
 
 
 def test_a_killed_trunk_resumes_each_run_trains_once_and_an_extension_trains_only_new_runs(local_ray, tmp_path):
