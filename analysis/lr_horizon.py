@@ -2,7 +2,7 @@
 
 Bjorck et al. 2024 ("Scaling Optimal LR Across Token Horizons", ICLR 2025) find that the optimal learning
 rate falls with the token horizon D as a power law at fixed N, and fit the joint form LR*(N, D) = C·N^-α·D^-β.
-`analysis.hyperparams` fits lr_opt against the budget C alone; on an IsoFLOP sweep D = C/(6N), so a law of C
+`analysis.hyperparams` fits lr_opt against the budget C alone; on an IsoFLOP sweep D = C/f(N), so a law of C
 alone cannot tell the size from the horizon. This fit takes the same per-cell optima (the vertex of a parabola
 in log lr of each (budget, N) cell, `HyperparamFit.cells`) and regresses log lr_opt on log N and log D by least
 squares; N and D are separable only when the cells span ≥ 2 budgets and ≥ 2 sizes (else success is False).
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.compute_per_token import SIX_N, ComputePerToken
 from analysis.hyperparams import HyperparamFit
 from analysis.powerlaw import percentile_interval
 
@@ -48,14 +49,15 @@ def _solve(design: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit_lr_horizon(lr_law: HyperparamFit, *, n_bootstrap: int = 1000, level: float = 0.95,
-                   seed: int = 0) -> LrHorizonFit:
-    """log lr_opt = log k + p_N·log N + p_D·log D over the "ok" cells of an lr law (module docstring)."""
+                   seed: int = 0, per_token: ComputePerToken = SIX_N) -> LrHorizonFit:
+    """log lr_opt = log k + p_N·log N + p_D·log D over the "ok" cells of an lr law (module docstring); a
+    cell's D is its budget over the table's compute per token, per_token (analysis/compute_per_token.py)."""
     if lr_law.column != "lr":
         raise ValueError(f"fit_lr_horizon needs the lr law, got the {lr_law.column} law")
     cells = [c for c in lr_law.cells if c.status == "ok"]
     nan_pair = (math.nan, math.nan)
     log_n = np.log([c.n for c in cells])
-    log_d = np.log([c.compute / (6 * c.n) for c in cells])  # D = C/(6N), the table's convention
+    log_d = np.log([float(per_token.tokens(c.compute, c.n)) for c in cells])
     design = np.column_stack([np.ones(len(cells)), log_n, log_d])
     if len(cells) < MIN_CELLS or np.linalg.matrix_rank(design, tol=1e-6) < 3:
         return LrHorizonFit(math.nan, math.nan, math.nan, nan_pair, nan_pair, len(cells), np.empty((0, 3)), level,

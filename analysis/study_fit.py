@@ -304,7 +304,7 @@ def fit_all(
             if varies(runs, column):
                 fits.attempt(name, fit_hyperparam_law, runs, column, **boot)
         if fits.ok("lr_law"):  # the same cell optima against N and D (Bjorck et al. 2024)
-            fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], **boot)
+            fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], per_token=per_token, **boot)
         _check_consistency(fits)
         if 3 not in approaches:
             fits.skipped.append(("backtest", "Approach 3 not requested"))
