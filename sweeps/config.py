@@ -13,7 +13,8 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
                 seeds: 1 (replicates of every cell, seeds seed..seed+seeds-1, each its own run),
                 beta2: auto (AdamW β2 for the batch's tokens, lm.optim.beta2_for_batch; or a number),
                 cooldown: {fraction: 0.2, shape: linear | 1-sqrt} (wsd: the cooldown, instead of cooldown_fraction)}
-    isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20}}
+    isoflop:   {budgets (required); sizes_per_budget: 5, span: 4, center: {tokens_per_param: 20},
+                shared_sizes: false (true: every budget's targets from one lattice, sweeps/size_lattice.py)}
     wsd:       {warmup_tokens (required); trunk_tokens} (schedule wsd: one line of trunks per model, lr, batch
                 size and seed, with a cooldown branch per token count; sweeps/wsd.py)
     grid:      {N or shapes (required); D or tokens_per_param (required)}
@@ -74,6 +75,7 @@ from lm.family import FamilyError, ShapeFamily
 from lm.device import PRECISIONS
 from lm.optim import COOLDOWN_SHAPES, SCHEDULES
 from lm.tokenizer import MIN_VOCAB_SIZE
+from sweeps.size_lattice import shared_targets
 
 KINDS = ("isoflop", "grid")
 DEVICE_KINDS = ("cpu", "gpu")
@@ -286,6 +288,7 @@ class IsoFLOPSection:
     sizes_per_budget: int = 5
     span: float = 4.0  # sizes from N_opt/span to N_opt·span
     center: Center = field(default_factory=Center)
+    shared_sizes: bool = False  # targets from one lattice shared by every budget (sweeps/size_lattice.py)
 
     def __post_init__(self):
         _require(len(self.budgets) > 0, "budgets", "must not be empty")
@@ -293,10 +296,14 @@ class IsoFLOPSection:
         _require(len(set(self.budgets)) == len(self.budgets), "budgets", "has duplicate values")
         _require(self.sizes_per_budget >= 1, "sizes_per_budget", f"must be >= 1, got {self.sizes_per_budget!r}")
         _require(self.span > 1, "span", f"must be > 1 (a factor either side of N_opt), got {self.span!r}")
+        _require(not self.shared_sizes or self.sizes_per_budget >= 2, "shared_sizes",
+                 f"a shared size lattice needs sizes_per_budget >= 2, got {self.sizes_per_budget!r}")
 
     def size_targets(self, C: float) -> list[float]:
         """`sizes_per_budget` targets log-spaced over [N_opt/span, N_opt·span]."""
         n_opt = self.center.n_opt(C)
+        if self.shared_sizes:
+            return shared_targets(n_opt, span=self.span, count=self.sizes_per_budget)
         if self.sizes_per_budget == 1:
             return [n_opt]
         return [n_opt * self.span**e for e in np.linspace(-1.0, 1.0, self.sizes_per_budget).tolist()]
@@ -602,7 +609,8 @@ _READERS = {
     Cooldown: dict(fraction=_number, shape=_string),
     WSDSection: dict(warmup_tokens=_integer, trunk_tokens=_integer),
     Center: dict(tokens_per_param=_number, k=_number, p=_number),
-    IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center)),
+    IsoFLOPSection: dict(budgets=_values, sizes_per_budget=_integer, span=_number, center=_section(Center),
+                         shared_sizes=_boolean),
     Shape: dict(n_layers=_integer, d_model=_integer, n_heads=_integer),
     GridSection: dict(N=_values, shapes=_shapes, D=lambda v, k: _values(v, k, _integer), tokens_per_param=_values),
     ResourcesSection: dict(cpus_per_run=_integer, gpus_per_run=_gpus, max_concurrent=_integer,

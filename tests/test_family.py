@@ -10,7 +10,7 @@ from lm.family import FamilyError, ShapeFamily
 from sweeps.config import SweepConfigError, load_sweep
 from sweeps.plan import plan
 
-PRESETS = ["tiny", "demo", "cpu-large", "gpu", "cluster"]
+PRESETS = ["tiny", "tiny-wsd", "demo", "demo-wsd", "cpu-large", "cpu-large-wsd", "gpu", "cluster"]
 SHAPE = dict(vocab_size=257, context_length=64, convention="with_head")
 
 
@@ -18,9 +18,11 @@ SHAPE = dict(vocab_size=257, context_length=64, convention="with_head")
 def test_every_preset_run_spends_its_budget_within_one_percent_under_its_convention(name):
     config = load_sweep(name)
     assert config.compute == "exact"  # every preset counts exact FLOPs (docs/methods.md)
-    for run in plan(config).runs:
+    result = plan(config)
+    whole = result.branching.flops_separate if result.branching else {}  # a WSD branch trains only its cooldown
+    for run in (r for r in result.runs if not r.spec.trunk):  # a WSD trunk has no budget: its branches do
         model = run.spec.model_config()
-        assert run.flops == run.D * training_flops_per_token(model, "exact")
+        assert whole.get(run.run_id, run.flops) == run.D * training_flops_per_token(model, "exact")
         assert abs(run.D * compute_per_token(model, config.compute, config.n_convention) / run.spec.budget - 1) <= 0.01
 
 
