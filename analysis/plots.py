@@ -31,6 +31,7 @@ from analysis.hyperparams import best_per_cell  # noqa: E402
 from analysis.isoflop import prepare_runs  # noqa: E402
 from analysis.kaplan import compute_frontier  # noqa: E402
 from analysis.prediction import APPROACH_NAMES, allocation_from_n_opt, tokens_at  # noqa: E402
+from analysis.wsd_lines import trunk_lines  # noqa: E402
 
 if TYPE_CHECKING:
     from typing import Sequence
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from analysis.isoflop import IsoFlopFit
     from analysis.study_fit import StudyFit
     from analysis.validation import ValidationPoint
+    from analysis.wsd_lines import TrunkLine
 
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
@@ -149,6 +151,35 @@ def plot_envelope(curves: pd.DataFrame, fit: EnvelopeFit, *, ax: Axes | None = N
     ax.set_xlabel("compute C = 6·N·tokens (FLOPs)")
     ax.set_ylabel("training loss (nats/token)")
     ax.set_title("Training curves and their envelope (Approach 1)")
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def plot_wsd_lines(lines: Sequence[TrunkLine], *, ax: Axes | None = None) -> Axes:
+    """A WSD sweep's trunks (validation loss against tokens, one line per model, coloured by N) with each
+    branch's cooldown (dashed, from its branch point) and its end, the point the fits use (a ring)."""
+    if not lines:
+        raise ValueError("lines: no WSD trunk line to draw (the table has no branch rows with curves)")
+    ax = _axes(ax)
+    sizes = np.log([line.N for line in lines])
+    lo, hi = sizes.min(), max(sizes.max(), sizes.min() + 1e-9)
+    cmap = plt.get_cmap("cividis")
+    for line, size in zip(lines, sizes):
+        colour = cmap((size - lo) / (hi - lo))
+        ax.plot(line.tokens, line.val_loss, color=colour, lw=1.2, gid="trunk")
+        for branch in line.branches:
+            ax.plot(branch.tokens, branch.val_loss, color=colour, lw=0.9, ls="--", gid="cooldown")
+        ax.scatter([b.D for b in line.branches], [b.loss for b in line.branches], s=26, facecolors="white",
+                   edgecolors=[colour], linewidths=1.2, zorder=3, gid="branch_ends")
+    ax.plot([], [], color="grey", lw=1.2, label="trunk (stable learning rate)")
+    ax.plot([], [], color="grey", lw=0.9, ls="--", label="cooldown branch")
+    ax.scatter([], [], s=26, facecolors="white", edgecolors="grey", label="branch end (a fitted run)")
+    _size_colourbar(ax, cmap, lo, hi)
+    ax.set_xscale("log")
+    _log_loss_axis(ax)
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("WSD trunks and their cooldown branches")
     ax.legend(fontsize="small", frameon=False)
     return ax
 
@@ -398,7 +429,8 @@ def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame
                    validation: Sequence[ValidationPoint] = ()) -> list[Path]:
     """Draw every figure the study's results support and write each as PNG and SVG into out_dir.
 
-    Figures: isoflop_profiles (Approach 2), envelope (Approach 1, with curves), loss_vs_compute,
+    Figures: isoflop_profiles (Approach 2), envelope (Approach 1, with curves), wsd_trunks (a WSD sweep's
+    trunks with their branches, with curves: analysis/wsd_lines.py), loss_vs_compute,
     optimal_allocation (N_opt and D_opt), isoloss_contours (Approach 3), lr_law and batch_size_law (when
     fitted), predicted_vs_actual (with residuals). The validation runs, where given, are drawn on
     loss_vs_compute and predicted_vs_actual with their prediction intervals. A figure whose result is
@@ -407,6 +439,7 @@ def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lines = trunk_lines(runs, curves)  # a WSD sweep's, over every lr (before the best per cell is kept)
     with warnings.catch_warnings():  # the fit already warned about the runs it excluded
         warnings.simplefilter("ignore")
         runs = best_per_cell(prepare_runs(runs, ("N", "D", "loss"), what="plots"))
@@ -427,6 +460,8 @@ def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame
         single("isoflop_profiles", lambda ax: plot_isoflop_profiles(runs, study_fit.approach2, ax=ax))
     if study_fit.approach1 is not None and curves is not None:
         single("envelope", lambda ax: plot_envelope(curves, study_fit.approach1, ax=ax))
+    if lines:
+        single("wsd_trunks", lambda ax: plot_wsd_lines(lines, ax=ax))
     single("loss_vs_compute", lambda ax: plot_loss_vs_compute(runs, study_fit, validation=validation, ax=ax))
     pair("optimal_allocation", lambda ax: plot_n_opt(runs, study_fit, ax=ax),
          lambda ax: plot_d_opt(runs, study_fit, ax=ax))

@@ -20,7 +20,8 @@ def test_shared_targets_lie_on_one_lattice_around_each_optimum():
     for n_opt in (2.9e4, 3.6e4, 4.6e4, 9.1e4):
         targets = shared_targets(n_opt, span=3, count=5)
         ks = [math.log(t) / step for t in targets]
-        assert all(abs(k - round(k)) < 1e-9 for k in ks) and [round(k) for k in ks] == list(range(round(ks[0]), round(ks[0]) + 5))
+        assert all(abs(k - round(k)) < 1e-9 for k in ks)  # points of the lattice exp(k·step)
+        assert [round(k) for k in ks] == list(range(round(ks[0]), round(ks[0]) + 5))  # consecutive ones
         assert abs(math.log(targets[2] / n_opt)) <= step / 2 + 1e-12  # the window moves by at most half a step
     near = shared_targets(3.0e4, span=3, count=5), shared_targets(3.3e4, span=3, count=5)
     assert near[0] == near[1]  # close optima take the very same sizes
