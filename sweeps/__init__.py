@@ -6,7 +6,8 @@
     launch.py    the Ray layer: launch, wait, retry, record
     distributed.py  one run on k Ray Train workers (data-parallel), for runs bigger than one device
     warm.py      imported by each local Ray worker as it starts, so its first run does not pay the imports
-    *.yaml       presets: tiny (tests), demo (2-core CPU), gpu (one GPU), cluster
+    size_lattice.py  IsoFLOP size targets on one lattice shared by every budget (WSD trunks serve several)
+    *.yaml       presets: tiny (tests), demo (2-core CPU), gpu (one GPU), cluster; *-wsd: the same with WSD branches
 
 Imports `experiments` and `lm`, never `analysis`; Ray is imported only by the launch layer.
 """

@@ -19,7 +19,7 @@ from lm import checkpoint
 from lm.model import ModelConfig
 from lm.train import TrainConfig, train
 from scaling.noise_report import noise_blocks
-from sweeps.config import SweepConfigError, load_sweep, parse_sweep
+from sweeps.config import SweepConfigError, load_sweep, parse_sweep, preset_names
 from sweeps.plan import plan
 
 RUN = dict(threads=1, device="cpu", peak_flops=1e11)
@@ -51,7 +51,7 @@ def test_seeds_below_one_is_an_error_naming_the_key():
 
 
 def test_presets_keep_one_seed():
-    for name in ("tiny", "demo", "cpu-large", "gpu", "cluster"):
+    for name in preset_names():
         assert load_sweep(name).training.seeds == 1
 
 
