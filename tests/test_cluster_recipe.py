@@ -94,14 +94,16 @@ def test_the_readme_recipe_a_stopped_and_resubmitted_job_finishes_every_run_once
 def test_an_unreachable_address_is_one_clear_line_and_writes_nothing(tmp_path):
     (port,) = free_ports(1)  # nothing listens there
     store = tmp_path / "store"
-    for address, expected in ((f"127.0.0.1:{port}", "cannot reach a Ray cluster at --address 127.0.0.1"),
-                              ("no-port-here", "expected HOST:PORT")):
+    for command, address, expected in (
+            (["sweep", "launch", "tiny"], f"127.0.0.1:{port}", "cannot reach a Ray cluster at --address 127.0.0.1"),
+            (["sweep", "launch", "tiny"], "no-port-here", "expected HOST:PORT"),
+            (["study", "tiny", "--out", str(tmp_path / "study")], f"127.0.0.1:{port}", "cannot reach a Ray cluster")):
         started = time.monotonic()
-        done = subprocess.run([str(VENV_BIN / "scaling"), "sweep", "launch", "tiny", "--store", str(store),
+        done = subprocess.run([str(VENV_BIN / "scaling"), *command, "--store", str(store),
                                "--address", address], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "SCALING_LAB_CACHE": str(tmp_path / "cache")})
         assert done.returncode == 3, done.stdout + done.stderr
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("sweep tiny: ")]
         assert len(lines) == 1 and expected in lines[0], done.stderr
         assert time.monotonic() - started < 60
-        assert not store.exists()
+        assert not store.exists() and not (tmp_path / "study").exists()
