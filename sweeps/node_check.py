@@ -26,6 +26,7 @@ from pathlib import Path
 
 PROBE_PREFIX = ".node-probe-"
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
+LOCAL = ""  # the node id of a report on this process's own machine (a local Ray it started)
 SHARED = "every node must see the store at the same path (a shared filesystem)"
 ANSWER_SECONDS = 120.0  # a fresh node's first worker may take a while to start (and unpack a --working-dir)
 LOOKUP_SECONDS = 3.0  # a name just created elsewhere may take an NFS client's attribute cache a moment to show
@@ -50,6 +51,8 @@ class NodeReport:
         return self.store_problem is None and self.train_problem is None
 
     def where(self) -> str:
+        if self.node_id == LOCAL:
+            return "this machine"
         host = f", {self.hostname}" if self.hostname and self.hostname != self.ip else ""
         return f"node {self.node_id[:12]}… ({self.ip}{host})"
 
@@ -74,9 +77,9 @@ def judge(store: Path, reports: list[NodeReport] | tuple[NodeReport, ...]) -> No
         if r.store_problem is not None:
             parts.append(f"store {store} is not visible on {r.where()}: {r.store_problem}")
         if r.train_problem is not None:
-            parts.append(f"Ray Train does not import on {r.where()} ({r.train_problem}), and runs of "
-                         f"resources.workers_per_run > 1 need it: install scaling-lab there with the cluster "
-                         f"extra, {CLUSTER_EXTRA}")
+            parts.append(f"runs of resources.workers_per_run > 1 need Ray Train, which does not import on "
+                         f"{r.where()} ({r.train_problem}): install scaling-lab there with the cluster extra, "
+                         f"{CLUSTER_EXTRA}")
     if any(r.store_problem is not None for r in bad):
         parts.append(SHARED)
     if len(bad) > 3:
@@ -90,7 +93,7 @@ def require_nodes_ready(ray, store: Path, *, need_train: bool, local: bool) -> N
     `local`: the Ray is the one this process started here (only the Ray Train import is checked)."""
     if local:
         problem = train_import_problem() if need_train else None
-        reports = [NodeReport(node_id="local", ip="127.0.0.1", hostname=socket.gethostname(), train_problem=problem)]
+        reports = [NodeReport(node_id=LOCAL, ip="127.0.0.1", hostname=socket.gethostname(), train_problem=problem)]
         check = judge(store, reports)
     else:
         check = check_nodes(ray, store, need_train=need_train)

@@ -27,7 +27,7 @@ def test_judge_names_each_failing_node_its_address_the_path_and_the_reason():
     assert not check.success and "\n" not in check.message
     assert ("store /x/runs is not visible on node 3f2abbbbbbbb… (10.0.0.5, w1): no such directory" in check.message)
     assert "every node must see the store at the same path (a shared filesystem)" in check.message
-    assert "Ray Train does not import on node cccccccccccc… (10.0.0.6, w2)" in check.message
+    assert "need Ray Train, which does not import on node cccccccccccc… (10.0.0.6, w2) (ImportError" in check.message
     assert "pip install -e '.[cluster]'" in check.message
     assert "10.0.0.4" not in check.message
     many = judge(store, [NodeReport(f"{i:056x}", f"10.0.1.{i}", store_problem="no such directory") for i in range(5)])
@@ -121,3 +121,33 @@ def test_a_node_that_does_not_see_the_store_is_named_with_the_path_and_nothing_i
         stop_cluster(temp_dir)
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+DDP_SWEEP = """
+name: ddp
+kind: grid
+corpus: {source: stdlib, vocab_size: 257, max_bytes: 300000}
+training: {context_length: 32, batch_size: 8, lr: 1.0e-2, precision: fp32, eval_tokens: 1024}
+grid: {shapes: [{n_layers: 1, d_model: 16, n_heads: 2}], D: [6144]}
+resources: {cpus_per_run: 1, gpus_per_run: 0, workers_per_run: 2}
+planning: {device: cpu, min_steps: 10}
+"""
+
+
+def test_runs_on_ray_train_without_the_cluster_extra_are_refused_in_one_line_naming_it(tmp_path):
+    """Plain `ray` lacks the pydantic that Ray Train imports (ray[default], our `cluster` extra, brings it):
+    a 2-worker run used to fail on every retry and be recorded as failed. Here pydantic is made unimportable
+    in the launching process (sys.modules[name] = None, Python's own way to mark a module absent); the local
+    Ray's workers run that same Python, so the launch refuses before anything is written."""
+    sweep, store = tmp_path / "ddp.yaml", tmp_path / "store"
+    sweep.write_text(DDP_SWEEP)
+    code = ("import sys; sys.modules['pydantic'] = None; from scaling.cli import main; "
+            f"sys.exit(main(['sweep', 'launch', {str(sweep)!r}, '--store', {str(store)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SCALING_LAB_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, done.stderr
+    assert "runs of resources.workers_per_run > 1 need Ray Train, which does not import on this machine" in errors[0]
+    assert "pydantic" in errors[0] and errors[0].endswith("pip install -e '.[cluster]'")
+    assert not store.exists()
