@@ -38,17 +38,19 @@ class NodeCheckError(ValueError):
 
 @dataclass(frozen=True)
 class NodeReport:
-    """What one node answered. `store_problem`/`train_problem` is None where that check passed."""
+    """What one node answered: each problem is None where that check passed (`task_problem`: the probe
+    task itself did not run there, so neither check could)."""
 
     node_id: str
     ip: str
     hostname: str = ""
     store_problem: str | None = None
     train_problem: str | None = None
+    task_problem: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.store_problem is None and self.train_problem is None
+        return self.store_problem is None and self.train_problem is None and self.task_problem is None
 
     def where(self) -> str:
         if self.node_id == LOCAL:
@@ -74,6 +76,9 @@ def judge(store: Path, reports: list[NodeReport] | tuple[NodeReport, ...]) -> No
         return NodeCheck(store, (), False, "no Ray node is alive to run the sweep")
     parts = []
     for r in bad[:3]:
+        if r.task_problem is not None:
+            parts.append(f"the node check's task did not run on {r.where()} ({r.task_problem}); every node needs "
+                         f"scaling-lab installed (or `ray job submit --working-dir` of a checkout)")
         if r.store_problem is not None:
             parts.append(f"store {store} is not visible on {r.where()}: {r.store_problem}")
         if r.train_problem is not None:
@@ -147,13 +152,12 @@ def _report(ray, ref, node: dict, ready: list, store: Path, name: str, token: st
     node_id, ip = node["NodeID"], node.get("NodeManagerAddress", "?")
     hostname = node.get("NodeManagerHostname", "")
     if ref not in ready:
-        return NodeReport(node_id, ip, hostname, store_problem=f"the node did not answer a probe task within "
-                                                               f"{answer_seconds:g} s")
+        return NodeReport(node_id, ip, hostname, task_problem=f"no answer within {answer_seconds:g} s")
     try:
         store_problem, train_problem = ray.get(ref)
     except Exception as e:  # the task itself failed there (scaling-lab not installed on that node, say)
-        first = (str(e).strip().splitlines() or [""])[-1][:300]
-        return NodeReport(node_id, ip, hostname, store_problem=f"the probe task failed there: {first}")
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]  # a RayTaskError ends with the cause
+        return NodeReport(node_id, ip, hostname, task_problem=last)
     if store_problem is None:
         answer = store / f"{name}.{node_id}"
         if not _read_within(answer, LOOKUP_SECONDS) == token:

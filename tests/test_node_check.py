@@ -30,6 +30,10 @@ def test_judge_names_each_failing_node_its_address_the_path_and_the_reason():
     assert "need Ray Train, which does not import on node cccccccccccc… (10.0.0.6, w2) (ImportError" in check.message
     assert "pip install -e '.[cluster]'" in check.message
     assert "10.0.0.4" not in check.message
+    no_code = NodeReport("d" * 56, "10.0.0.7", task_problem="ModuleNotFoundError: No module named 'sweeps'")
+    message = judge(store, [fine, no_code]).message
+    assert "task did not run on node dddddddddddd… (10.0.0.7) (ModuleNotFoundError: No module named 'sweeps')" in message
+    assert "every node needs scaling-lab installed" in message and "shared filesystem" not in message
     many = judge(store, [NodeReport(f"{i:056x}", f"10.0.1.{i}", store_problem="no such directory") for i in range(5)])
     assert many.message.endswith("and 2 more nodes like these")
     assert not judge(store, []).success
