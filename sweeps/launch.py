@@ -209,7 +209,9 @@ def launch(
 
     lease_seconds: this driver renews the lease of each run it trains every lease_seconds/4, and another
     driver takes a run over once it has seen that lease unrenewed for lease_seconds (experiments/lease.py).
-    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached.
+    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached,
+    and NodeCheckError (a ValueError) if one of its nodes does not see the store or lacks Ray Train for runs
+    that need it (sweeps/node_check.py).
     """
     store = Path(store).resolve()
     sweep_plan: SweepPlan = plan(config)

@@ -120,22 +120,21 @@ def check_nodes(ray, store: Path, *, need_train: bool, answer_seconds: float = A
     except OSError as e:
         _remove(created)
         raise NodeCheckError(f"cannot write to store {store} from this driver ({e.strerror or e})") from None
-    reports = []
+    check = None
     try:
         task = ray.remote(num_cpus=0, max_retries=0)(probe_node)
         refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
             str(store), name, token, n["NodeID"], need_train): n for n in nodes}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=answer_seconds) if refs else ([], [])
-        for ref, node in refs.items():
-            reports.append(_report(ray, ref, node, ready, store, name, token, answer_seconds))
+        check = judge(store, [_report(ray, ref, node, ready, store, name, token, answer_seconds)
+                              for ref, node in refs.items()])
         for ref in set(refs) - set(ready):
             ray.cancel(ref, force=True)
     finally:
         for path in [store / name, *(store / f"{name}.{n['NodeID']}" for n in nodes)]:
             path.unlink(missing_ok=True)
-    check = judge(store, reports)
-    if not check.success:
-        _remove(created)
+        if check is None or not check.success:
+            _remove(created)
     return check
 
 
@@ -160,7 +159,7 @@ def _report(ray, ref, node: dict, ready: list, store: Path, name: str, token: st
         return NodeReport(node_id, ip, hostname, task_problem=last)
     if store_problem is None:
         answer = store / f"{name}.{node_id}"
-        if not _read_within(answer, LOOKUP_SECONDS) == token:
+        if _read_within(answer, LOOKUP_SECONDS) != token:
             store_problem = f"the file it wrote there ({answer.name}) is not visible to this driver"
     return NodeReport(node_id, ip, hostname, store_problem=store_problem, train_problem=train_problem)
 
@@ -191,7 +190,7 @@ def train_import_problem() -> str | None:
     """Why `ray.train.torch` (TorchTrainer) does not import in this Python, or None."""
     try:
         import ray.train.torch  # noqa: F401, PLC0415
-    except ImportError as e:
+    except Exception as e:  # ImportError without pydantic; a mismatched version of it fails otherwise
         return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     return None
 
