@@ -158,13 +158,18 @@ def cmd_study(args) -> int:
     from scaling.study import run_study  # noqa: PLC0415
     from scaling.sweep_cli import launch_progress_printer  # noqa: PLC0415
     from sweeps.config import load_sweep  # noqa: PLC0415
+    from sweeps.launch import RayUnavailableError  # noqa: PLC0415
 
     config = load_sweep(args.file)
     out = args.out or str(Path("studies") / config.name)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
-                       validation_multiples=args.validation_multiples, predictor=args.predictor,
-                       on_progress=launch_progress_printer(config.name), log=log)
+    try:
+        result = run_study(config, store=args.store, out_dir=out, address=args.address, n_bootstrap=args.bootstrap,
+                           validation_multiples=args.validation_multiples, predictor=args.predictor,
+                           on_progress=launch_progress_printer(config.name), log=log)
+    except RayUnavailableError as e:  # the same line and exit status as `scaling sweep launch`
+        print(f"\nscaling study: error: {e}", file=sys.stderr)
+        return 3
     _print_study(result.summary)
     print(f"report: {result.report_path}  (also {result.html_path.name}, {result.summary_path.name})")
     return 0 if all(v.actual_loss is not None for v in result.summary.validations) else 1

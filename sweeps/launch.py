@@ -27,7 +27,8 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   shorter one before it) is submitted once that checkpoint is in the store, beside the trunks still
   training; one whose trunk ended without it is recorded as failed, naming why.
 - A dead local Ray ends the launch with a clear message (relaunching resumes), not with a hang; so does an
-  unreachable --address, before anything is written to the store.
+  unreachable --address, before anything is written to the store; so does a node that does not see the
+  store at the same path, or lacks Ray Train for runs that need it (sweeps/node_check.py).
 - The local default starts Ray without the dashboard (its host, were it on, is 127.0.0.1). Ray's internal
   gRPC services still listen on every interface, guarded by Ray's token authentication (on by default
   in the Ray release we test, 2.60); README "Security" says what that leaves to the user.
@@ -48,6 +49,7 @@ from experiments.spec import ExperimentSpec
 from sweeps import wsd
 from sweeps.config import SweepConfig
 from sweeps.distributed import check_placeable, ddp_task
+from sweeps.node_check import require_nodes_ready
 from sweeps.plan import SweepPlan, plan
 from sweeps.schedule import GPU_MEMORY_BYTES, concurrency_cap, order_longest_first, pending_runs, resources_for
 
@@ -207,7 +209,9 @@ def launch(
 
     lease_seconds: this driver renews the lease of each run it trains every lease_seconds/4, and another
     driver takes a run over once it has seen that lease unrenewed for lease_seconds (experiments/lease.py).
-    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached.
+    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached,
+    and NodeCheckError (a ValueError) if one of its nodes does not see the store or lacks Ray Train for runs
+    that need it (sweeps/node_check.py).
     """
     store = Path(store).resolve()
     sweep_plan: SweepPlan = plan(config)
@@ -224,6 +228,7 @@ def launch(
         check_placeable([planned[s.run_id] for s in todo], cpus_per_worker=config.resources.cpus_per_run,
                         device="cuda" if _device_kind(config, ray) == "gpu" else "cpu", nodes=ray.nodes(),
                         source=config.source)
+        require_nodes_ready(ray, store, need_train=any(planned[s.run_id].workers > 1 for s in todo), local=started_here)
         corpus = prepare_sweep_corpus(config, store)
         st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
         keeper = lease.LeaseKeeper(store, ttl_seconds=lease_seconds)

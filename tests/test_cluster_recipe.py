@@ -7,12 +7,8 @@ stopped afterwards, also on failure, by killing only the processes this test's `
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,87 +18,37 @@ from analysis.table import read_table
 from experiments import store as st
 from sweeps.config import load_sweep
 from sweeps.plan import plan
-from sweep_helpers import cmdline, descendants, sweep_file, wait_for
-
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(os.sys.executable).parent
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _node_ports(ports: list[int]) -> list[str]:
-    """A node's own ports, all chosen free (two nodes on one machine must not share any)."""
-    names = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
-             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
-    return [f"{name}={port}" for name, port in zip(names, ports)]
-
-
-def _ray(args: list[str], env: dict, timeout=120) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(VENV_BIN / "ray"), *args], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=timeout)
-    assert done.returncode == 0, f"ray {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-def _cluster_processes(temp_dir: str) -> list[int]:
-    """The processes of this test's cluster: those naming its temp dir (gcs_server, raylets, agents) and
-    everything below them (the workers)."""
-    roots = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and temp_dir in cmdline(int(p.name))]
-    return sorted({pid for root in roots for pid in (root, *descendants(root))})
-
-
-def _stop_cluster(temp_dir: str) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _cluster_processes(temp_dir):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while _cluster_processes(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
+from ray_cluster import VENV_BIN, cluster_env, free_ports, node_ports, private_temp_dir, ray_cli, stop_cluster
+from sweep_helpers import sweep_file, wait_for
 
 
 @pytest.fixture
 def cluster(tmp_path):
     """A head and a second node on 127.0.0.1 with token auth; yields (job server address, env)."""
     pytest.importorskip("aiohttp", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
-    temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    token = Path(temp_dir) / "token"
-    token.write_text(secrets.token_hex(32))
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0",
-           "SCALING_LAB_CACHE": str(tmp_path / "cache")}
-    env.pop("RAY_ADDRESS", None)
-    gcs, dashboard, client, *ports = _free_ports(15)
+    temp_dir = private_temp_dir()
+    env = cluster_env(temp_dir, tmp_path)
+    gcs, dashboard, client, *ports = free_ports(15)
     try:
-        _ray(["start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=1",
-              "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-              f"--temp-dir={temp_dir}", "--disable-usage-stats", *_node_ports(ports[:6])], env)
-        _ray(["start", f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              *_node_ports(ports[6:12])], env)
+        ray_cli(["start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=1",
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
+                 f"--temp-dir={temp_dir}", "--disable-usage-stats", *node_ports(ports[:6])], env)
+        ray_cli(["start", f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                 *node_ports(ports[6:12])], env)
         yield f"http://127.0.0.1:{dashboard}", env
     finally:
-        _stop_cluster(temp_dir)
+        stop_cluster(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _submit(address: str, env: dict, sweep: Path, store: Path) -> str:
-    out = _ray(["job", "submit", "--address", address, "--working-dir", ".", "--no-wait", "--",
-                "scaling", "sweep", "launch", str(sweep), "--store", str(store)], env).stdout
+    out = ray_cli(["job", "submit", "--address", address, "--working-dir", ".", "--no-wait", "--",
+                   "scaling", "sweep", "launch", str(sweep), "--store", str(store)], env).stdout
     return re.search(r"Job '([^']+)' submitted successfully", out).group(1)
 
 
 def _job_status(address: str, env: dict, job: str) -> str:
-    done = _ray(["job", "status", "--address", address, job], env)
+    done = ray_cli(["job", "status", "--address", address, job], env)
     out = (done.stdout + done.stderr).lower()  # "Job '...' was stopped", "... succeeded", "... failed"
     for status in ("succeeded", "failed", "stopped", "running", "pending"):
         if status in out:
@@ -125,13 +71,13 @@ def test_the_readme_recipe_a_stopped_and_resubmitted_job_finishes_every_run_once
         return (done, partial) if done and partial else None
 
     done_before, _ = wait_for(one_done_one_checkpointed, timeout=240)
-    _ray(["job", "stop", "--address", address, first], env)
+    ray_cli(["job", "stop", "--address", address, first], env)
     assert _job_status(address, env, first) == "STOPPED"
     rows_before = {i: st.read_row(store, i) for i in planned if st.is_done(store, i)}
 
     second = _submit(address, env, sweep, store)
     wait_for(lambda: _job_status(address, env, second) in ("SUCCEEDED", "FAILED"), timeout=240, interval=1)
-    logs = _ray(["job", "logs", "--address", address, second], env).stdout
+    logs = ray_cli(["job", "logs", "--address", address, second], env).stdout
     assert _job_status(address, env, second) == "SUCCEEDED", logs
     assert "were already done" in logs
 
@@ -146,16 +92,18 @@ def test_the_readme_recipe_a_stopped_and_resubmitted_job_finishes_every_run_once
 
 
 def test_an_unreachable_address_is_one_clear_line_and_writes_nothing(tmp_path):
-    (port,) = _free_ports(1)  # nothing listens there
+    (port,) = free_ports(1)  # nothing listens there
     store = tmp_path / "store"
-    for address, expected in ((f"127.0.0.1:{port}", "cannot reach a Ray cluster at --address 127.0.0.1"),
-                              ("no-port-here", "expected HOST:PORT")):
+    for command, address, expected in (
+            (["sweep", "launch", "tiny"], f"127.0.0.1:{port}", "cannot reach a Ray cluster at --address 127.0.0.1"),
+            (["sweep", "launch", "tiny"], "no-port-here", "expected HOST:PORT"),
+            (["study", "tiny", "--out", str(tmp_path / "study")], f"127.0.0.1:{port}", "cannot reach a Ray cluster")):
         started = time.monotonic()
-        done = subprocess.run([str(VENV_BIN / "scaling"), "sweep", "launch", "tiny", "--store", str(store),
+        done = subprocess.run([str(VENV_BIN / "scaling"), *command, "--store", str(store),
                                "--address", address], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "SCALING_LAB_CACHE": str(tmp_path / "cache")})
         assert done.returncode == 3, done.stdout + done.stderr
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("sweep tiny: ")]
         assert len(lines) == 1 and expected in lines[0], done.stderr
         assert time.monotonic() - started < 60
-        assert not store.exists()
+        assert not store.exists() and not (tmp_path / "study").exists()
