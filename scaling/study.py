@@ -304,8 +304,8 @@ def _validate(config: SweepConfig, design: ValidationDesign, store: Path, sweep_
     corpus = prepare_sweep_corpus(config, store)
     row = run_experiment(spec, store=store, corpus_path=corpus.path, sweep=f"{config.name}-validation",
                          device="auto", threads=os.cpu_count())
-    completed = row["status"] == "completed" and (row["N"], row["D"]) == (spec.n, spec.tokens)
-    comparisons = tuple(Comparison(name, estimate, row["loss"]) for name, estimate in design.predicted if completed)
+    completed = row.success and (row.N, row.D) == (spec.n, spec.tokens)
+    comparisons = tuple(Comparison(name, estimate, row.loss) for name, estimate in design.predicted if completed)
     note = depth_note(spec.n_layers, [(r.N, r.spec.n_layers) for r in sweep_plan.runs])
     if note:
         log(f"note: {note}")
@@ -313,9 +313,9 @@ def _validate(config: SweepConfig, design: ValidationDesign, store: Path, sweep_
     after = None if started_at is None else datetime.fromisoformat(started_at) >= fixed_at.replace(microsecond=0)
     if after is False:
         log(f"note: validation run {spec.run_id} was trained before this prediction was recorded")
-    return ValidationOutcome(design=design, status=row["status"], n=row["N"], d=row["D"], actual_loss=row["loss"],
-                             compute=row["C"], flops=row["flops"], wall_seconds=row["wall_seconds"],
-                             error=row.get("error"), comparisons=comparisons, shape_note=note,
+    return ValidationOutcome(design=design, status=row.status, n=row.N, d=row.D, actual_loss=row.loss,
+                             compute=row.C, flops=row.flops, wall_seconds=row.wall_seconds,
+                             error=row.error, comparisons=comparisons, shape_note=note,
                              trained_after_prediction=after)
 
 

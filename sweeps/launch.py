@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 from experiments import lease, store as st
+from experiments.run_result import RunResult
 from experiments.runner import record_failure
 from experiments.spec import ExperimentSpec
 from sweeps import wsd
@@ -103,18 +104,18 @@ class LaunchReport:
     store: Path
     planned: int
     already_done: int
-    rows: tuple[dict, ...]  # rows of the runs this launch finished
+    rows: tuple[RunResult, ...]  # rows of the runs this launch finished
     retries: int
     interrupted: bool
     message: str
     done_elsewhere: int = 0  # runs another driver finished while this launch waited for them
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.rows if r["status"] == status)
+        return sum(1 for r in self.rows if r.status == status)
 
 
 def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
-               start_from: str | None = None) -> dict:
+               start_from: str | None = None) -> RunResult:
     """One run, executed inside a Ray worker. Ray pins a task to one thread unless told; we use its CPUs."""
     import torch  # noqa: PLC0415  (workers import torch on first use)
 
@@ -272,7 +273,7 @@ class _Driver:
         self.in_flight: dict = {}  # ObjectRef -> spec
         self.waiting: dict[str, ExperimentSpec] = {}  # runs another driver holds
         self.attempts: dict[str, int] = {}
-        self.rows: list[dict] = []
+        self.rows: list[RunResult] = []
         self.progress: Progress | None = None
 
     def run(self, queue: list[ExperimentSpec], *, max_retries: int, poll_seconds: float) -> tuple[bool, str]:
@@ -320,7 +321,7 @@ class _Driver:
                                      error=wsd.orphan_reason(spec, self.sweep_plan.branching, self.store))
                 self.keeper.give_up(spec.run_id)
                 self.rows.append(row)
-                self.progress.record(row["status"])
+                self.progress.record(row.status)
                 return self.next_runnable(queue)
             if state == wsd.READY:
                 return queue.pop(i) if self.has_room(spec) else None
@@ -371,7 +372,7 @@ class _Driver:
             row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name, error=reason)
         self.keeper.give_up(spec.run_id)
         self.rows.append(row)
-        self.progress.record(row["status"])
+        self.progress.record(row.status)
         self.progress.flops_done += self.flops[spec.run_id]
         if spec.trunk:
             self.progress.trunks_done += 1

@@ -31,10 +31,10 @@ def test_an_extended_sweep_trains_only_the_new_runs(local_ray, tmp_path):
     first = launch(load_sweep(sweep_file(tmp_path, budgets="[6.5e9]")), store=tmp_path)
     extended = load_sweep(sweep_file(tmp_path, budgets="[6.5e9, 1.3e10]"))
     second = launch(extended, store=tmp_path)
-    first_ids = {r["run_id"] for r in first.rows}
-    second_ids = {r["run_id"] for r in second.rows}
+    first_ids = {r.run_id for r in first.rows}
+    second_ids = {r.run_id for r in second.rows}
     assert len(first_ids) == 2 and len(second_ids) == 2 and not first_ids & second_ids
-    assert {r["budget"] for r in second.rows} == {1.3e10}
+    assert {r.budget for r in second.rows} == {1.3e10}
     assert set(st.run_ids(tmp_path)) == set(plan(extended).run_ids)
 
 
