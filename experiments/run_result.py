@@ -93,11 +93,6 @@ class RunResult:
         """Whether the run completed (diverged, failed and interrupted runs did not)."""
         return self.status == "completed"
 
-    @property
-    def done(self) -> bool:
-        """Whether the run ended for good (completed, diverged or failed: it is not trained again)."""
-        return self.status != "interrupted"
-
     def to_row(self) -> dict:
         """The flat row, in column order: row.json's content and one line of the results table."""
         return {name: getattr(self, name) for name in self.columns()}

@@ -39,13 +39,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from experiments import lease, store as st
 from experiments.run_result import RunResult
-from experiments.runner import record_failure
+from experiments.runner import check_corpus, record_failure
 from experiments.spec import ExperimentSpec
 from lm.data import TokenizedCorpus
 from sweeps import wsd
@@ -222,8 +222,8 @@ def launch(
     """
     store = Path(store).resolve()
     sweep_plan = plan(config) if sweep_plan is None else check_plan(config, sweep_plan)
-    if corpus is not None:
-        check_sweep_corpus(config, corpus)
+    if corpus is not None and sweep_plan.runs:
+        check_corpus(sweep_plan.runs[0].spec, corpus)  # one corpus per sweep: else every run would fail
     todo = pending_runs(sweep_plan, st.run_states(store), retry_failed=retry_failed)
     done_before = len(set(sweep_plan.run_ids)) - len(todo)
     if not todo:
@@ -266,12 +266,6 @@ def check_plan(config: SweepConfig, sweep_plan: SweepPlan) -> SweepPlan:
     if sweep_plan.name != config.name:
         raise ValueError(f"sweep_plan: a plan of sweep {sweep_plan.name!r}, not of {config.name!r}")
     return sweep_plan
-
-
-def check_sweep_corpus(config: SweepConfig, corpus: TokenizedCorpus) -> None:
-    """ValueError unless `corpus` was prepared from exactly the sweep's corpus section (every run would fail)."""
-    if corpus.meta.get("config") != asdict(config.corpus.corpus_config()):
-        raise ValueError(f"corpus at {corpus.path} was not prepared from the corpus section of sweep {config.name!r}")
 
 
 def _start_progress(sweep_plan: SweepPlan, todo: list[ExperimentSpec], done_before: int,

@@ -26,7 +26,7 @@ def test_the_row_is_the_table_columns_in_order_and_reads_back_equal(tmp_path):
     st.write_json(tmp_path / "again.json", row.to_row())
     assert stored == (tmp_path / "again.json").read_bytes()  # row.json is to_row(), byte for byte
     assert RunResult.from_row(json.loads(stored)) == row == st.read_result(tmp_path, row.run_id)
-    assert not row.success and row.done and row.role == "run"
+    assert not row.success and row.role == "run"
 
 
 def test_a_row_written_before_the_later_columns_existed_still_loads(tmp_path):
