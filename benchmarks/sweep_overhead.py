@@ -62,7 +62,7 @@ def measure(config, slots: int, *, warm: bool) -> dict:
             makespan = time.perf_counter() - start
         finally:
             ray.shutdown()
-    busy = sum(r["wall_seconds"] for r in report.rows)
+    busy = sum(r.wall_seconds for r in report.rows)
     return {"runs": len(report.rows), "completed": report.count("completed"), "busy": busy, "ideal": busy / slots,
             "makespan": makespan, "per_run": (makespan * slots - busy) / len(report.rows)}
 

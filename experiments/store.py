@@ -7,7 +7,7 @@ Layout (analysis/table.py reads it without importing this package; tests/test_st
                           provenance.json  git SHA and dirty flag, package versions, python, hostname
                           curve.csv        step,tokens,flops,train_loss,val_loss (val_loss empty when not evaluated)
                           result.json      lm.train.TrainResult without its curve
-                          row.json         the run's row of the results table: one flat object, ROW_COLUMNS
+                          row.json         the run's row of the results table: one flat object, ROW_COLUMNS (RunResult.to_row)
                           checkpoint.pt    lm checkpoint while the run is unfinished (see runner.py)
                           checkpoint-step<k>.pt  a WSD trunk's checkpoint at its last step k (kept: runs start from it)
                           lease.json       which driver trains it now, or released (experiments/lease.py)
@@ -32,6 +32,7 @@ import re
 from pathlib import Path
 
 import atomicio
+from experiments.run_result import RunResult
 from experiments.spec import ExperimentSpec
 
 RUNS_DIR, SWEEPS_DIR = "runs", "sweeps"
@@ -41,25 +42,9 @@ SPEC, STATUS, PROVENANCE, CURVE, RESULT, ROW = (
 STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupted")
 TERMINAL = ("completed", "diverged", "failed")
 
-# The results-table row, in this order (a superset of analysis.table.COLUMNS). N is under the spec's
-# n_convention (named in n_convention), D the tokens actually trained, C the compute under the run's own
-# convention (named in compute: "exact" or "6N_<n_convention>", what budget counts), C_<convention> the
-# compute under every convention (lm.accounting.FLOP_CONVENTIONS), flops the exact count,
-# loss the final validation loss (null unless completed); resumed_from_step is the step the last attempt
-# resumed from (null if none; status.json lists every resumption, since a row must stay flat).
-# role is "run", or for warmup-stable-decay runs (experiments/wsd.py) "trunk" (no loss: not a point) or
-# "branch" (trunk_id names its trunk; branch_tokens the tokens it trained on the trunk before its cooldown).
-ROW_COLUMNS = (
-    "run_id", "sweep", "status",
-    "N", "N_total", "N_embedding", "N_head", "N_blocks", "N_norms", "n_convention",
-    "D", "passes", "C", "flops", "budget", "compute", "C_exact", "C_6N_non_embedding", "C_6N_total", "C_6N_with_head",
-    "loss", "train_loss",
-    "lr", "batch_size", "context_length", "vocab_size", "n_layers", "d_model", "n_heads",
-    "seed", "beta2",
-    "wall_seconds", "tokens_per_second", "mfu", "device", "precision",
-    "attempts", "resumed_from_step", "error",
-    "role", "trunk_id", "branch_tokens",
-)
+# The results-table row, in this order (a superset of analysis.table.COLUMNS): the fields of
+# experiments.run_result.RunResult, which says what each column holds.
+ROW_COLUMNS = RunResult.columns()
 CURVE_COLUMNS = ("step", "tokens", "flops", "train_loss", "val_loss")
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -145,6 +130,13 @@ def read_status(store: str | Path, run_id: str) -> dict | None:
 
 def read_row(store: str | Path, run_id: str) -> dict | None:
     return read_json(run_dir(store, run_id) / ROW)
+
+
+def read_result(store: str | Path, run_id: str) -> RunResult | None:
+    """The run's row as a RunResult, or None if it has no row.json (not done)."""
+    path = run_dir(store, run_id) / ROW
+    row = read_json(path)
+    return None if row is None else RunResult.from_row(row, where=str(path))
 
 
 def run_state(store: str | Path, run_id: str) -> str | None:

@@ -12,6 +12,8 @@ the report.
 
 The validation runs are trained in this process, one after another, on all local CPUs (or the GPU), not
 through Ray; the store still guarantees each is trained once (a finished run is returned, not retrained).
+The study plans the sweep once and hands the plan to the launch; the corpus the launch prepared (after
+reaching Ray, so an unreachable cluster leaves the store untouched) is the one the validation runs read.
 
 Which law designs and predicts it is fixed before it trains: the fit's headline predictor
 (`analysis.prediction`: the one that erred less when the sweep's own largest budget was held out, ties to
@@ -230,7 +232,7 @@ def run_study(
     from analysis.study_fit import fit_all  # noqa: PLC0415
     from scaling.prediction_file import fix_prediction  # noqa: PLC0415
     from scaling.report import write_report  # noqa: PLC0415
-    from sweeps.launch import launch  # noqa: PLC0415
+    from sweeps.launch import launch, prepare_sweep_corpus  # noqa: PLC0415
     from sweeps.plan import plan  # noqa: PLC0415
 
     _check_predictor(predictor)  # before the sweep, not after it
@@ -244,11 +246,15 @@ def run_study(
     timings = {}
     started = time.monotonic()
 
-    sweep_plan = plan(config)
+    sweep_plan = plan(config)  # once: the sweep, the validation seed and the depth note read it
     log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, C = {sweep_plan.total_C:.3g} FLOPs in all")
-    launched = launch(config, store=store, address=address, on_progress=on_progress)
+    launched = launch(config, store=store, sweep_plan=sweep_plan, address=address, on_progress=on_progress)
     if launched.interrupted:
         raise KeyboardInterrupt
+    # once: the launch prepared the corpus after reaching Ray and checking every node sees the store
+    # (nothing written before); only a sweep with nothing left to train leaves it to the study
+    corpus = launched.corpus or prepare_sweep_corpus(config, store)
+    log(f"corpus: {'opened from the cache' if corpus.from_cache else 'tokenized'} at {corpus.path}")
     timings["sweep_seconds"] = time.monotonic() - started
     log(f"sweep: {launched.message}")
 
@@ -267,7 +273,8 @@ def run_study(
                            runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
     log(f"{fixed.path}: {fixed.message}")  # written (or kept) before any validation run trains
     t = time.monotonic()
-    validations = tuple(_validate(config, d, store, sweep_plan, fixed.record.created, log) for d in designs)
+    validations = tuple(_validate(config, d, store, corpus.path, sweep_plan, fixed.record.created, log)
+                        for d in designs)
     timings["validation_seconds"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -290,22 +297,20 @@ def run_study(
     return StudyResult(summary=summary, report_path=paths["md"], html_path=paths["html"], summary_path=paths["json"])
 
 
-def _validate(config: SweepConfig, design: ValidationDesign, store: Path, sweep_plan, fixed_at: datetime,
-              log) -> ValidationOutcome:
+def _validate(config: SweepConfig, design: ValidationDesign, store: Path, corpus_path: Path, sweep_plan,
+              fixed_at: datetime, log) -> ValidationOutcome:
     """Train the validation run (once: a finished run is returned from the store) and compare each predictor's
     loss, recorded before it trained (`design.predicted`), with the actual loss."""
     from experiments.runner import run_experiment  # noqa: PLC0415
     from experiments.store import read_status  # noqa: PLC0415
-    from sweeps.launch import prepare_sweep_corpus  # noqa: PLC0415
 
     spec = design.spec
     log(f"validation run at C = {design.budget:.3g}: {spec.n_layers} layers × {spec.d_model} wide (N_opt from "
         f"{design.prediction.best.name}), D = {spec.tokens:,} tokens, lr {spec.lr:.3g} ({spec.run_id})")
-    corpus = prepare_sweep_corpus(config, store)
-    row = run_experiment(spec, store=store, corpus_path=corpus.path, sweep=f"{config.name}-validation",
+    row = run_experiment(spec, store=store, corpus_path=corpus_path, sweep=f"{config.name}-validation",
                          device="auto", threads=os.cpu_count())
-    completed = row["status"] == "completed" and (row["N"], row["D"]) == (spec.n, spec.tokens)
-    comparisons = tuple(Comparison(name, estimate, row["loss"]) for name, estimate in design.predicted if completed)
+    completed = row.success and (row.N, row.D) == (spec.n, spec.tokens)
+    comparisons = tuple(Comparison(name, estimate, row.loss) for name, estimate in design.predicted if completed)
     note = depth_note(spec.n_layers, [(r.N, r.spec.n_layers) for r in sweep_plan.runs])
     if note:
         log(f"note: {note}")
@@ -313,9 +318,9 @@ def _validate(config: SweepConfig, design: ValidationDesign, store: Path, sweep_
     after = None if started_at is None else datetime.fromisoformat(started_at) >= fixed_at.replace(microsecond=0)
     if after is False:
         log(f"note: validation run {spec.run_id} was trained before this prediction was recorded")
-    return ValidationOutcome(design=design, status=row["status"], n=row["N"], d=row["D"], actual_loss=row["loss"],
-                             compute=row["C"], flops=row["flops"], wall_seconds=row["wall_seconds"],
-                             error=row.get("error"), comparisons=comparisons, shape_note=note,
+    return ValidationOutcome(design=design, status=row.status, n=row.N, d=row.D, actual_loss=row.loss,
+                             compute=row.C, flops=row.flops, wall_seconds=row.wall_seconds,
+                             error=row.error, comparisons=comparisons, shape_note=note,
                              trained_after_prediction=after)
 
 

@@ -22,6 +22,7 @@ path every node sees when the store is shared, as Ray Train requires.
 from __future__ import annotations
 
 from experiments import store as st
+from experiments.run_result import RunResult
 from experiments.runner import follow_experiment, run_experiment
 from experiments.spec import ExperimentSpec
 from lm.parallel import DataParallel
@@ -36,7 +37,7 @@ class RunFailedOnRankZero(RuntimeError):
 
 
 def ddp_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
-             workers: int) -> dict:
+             workers: int) -> RunResult:
     """One run on `workers` Ray Train workers of `threads` CPUs (and one GPU each when device is "cuda");
     returns its row. A lost worker raises (the driver retries); a run's own failure returns its row."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig  # noqa: PLC0415
@@ -56,11 +57,11 @@ def ddp_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads:
     try:
         trainer.fit()
     except Exception:
-        row = st.read_row(store, spec.run_id)
-        if row is not None and row.get("status") == "failed":
+        row = st.read_result(store, spec.run_id)
+        if row is not None and row.status == "failed":
             return row  # recorded by rank 0 in this attempt (run_experiment removes an older row first)
         raise
-    row = st.read_row(store, spec.run_id)
+    row = st.read_result(store, spec.run_id)
     if row is None:
         raise RuntimeError(f"run {spec.run_id}: Ray Train finished but rank 0 left no row in {store}")
     return row
@@ -80,8 +81,8 @@ def _worker_loop(cfg: dict) -> None:
         follow_experiment(spec, **args)
         return
     row = run_experiment(spec, sweep=cfg["sweep"], **args)
-    if row["status"] == "failed":
-        raise RunFailedOnRankZero(f"run {spec.run_id} failed: {row['error']}")
+    if row.status == "failed":
+        raise RunFailedOnRankZero(f"run {spec.run_id} failed: {row.error}")
 
 
 def check_placeable(runs, *, cpus_per_worker: int, device: str, nodes: list[dict], source: str | None) -> None:

@@ -13,8 +13,9 @@ sweeps/schedule.py; this module only launches, waits, retries and records. Prope
   and a retried task stays under the same lease.
 - Resumption, not restart. A task whose worker process or node dies is resubmitted (at most
   `max_retries` times) and continues from the run's last checkpoint in the store.
-- One tokenization per sweep. The driver prepares the corpus into `<store>/corpora/`; every task opens
-  that folder by path. On a cluster the store must be on a filesystem every node sees.
+- One tokenization per sweep. The driver prepares the corpus into `<store>/corpora/` (or is handed it
+  prepared, with the plan, by a study that needs both again); every task opens that folder by path. On a
+  cluster the store must be on a filesystem every node sees.
 - Runs bigger than one device (resources.workers_per_run) are one task each that trains the run on
   Ray Train workers (sweeps/distributed.py), under the same lease, retries and store; a sweep whose runs
   need more workers than the cluster can ever hold ends before anything is written.
@@ -44,8 +45,10 @@ from pathlib import Path
 from typing import Callable
 
 from experiments import lease, store as st
-from experiments.runner import record_failure
+from experiments.run_result import RunResult
+from experiments.runner import check_corpus, record_failure
 from experiments.spec import ExperimentSpec
+from lm.data import TokenizedCorpus
 from sweeps import wsd
 from sweeps.config import SweepConfig
 from sweeps.distributed import check_placeable, ddp_task
@@ -105,18 +108,19 @@ class LaunchReport:
     store: Path
     planned: int
     already_done: int
-    rows: tuple[dict, ...]  # rows of the runs this launch finished
+    rows: tuple[RunResult, ...]  # rows of the runs this launch finished
     retries: int
     interrupted: bool
     message: str
     done_elsewhere: int = 0  # runs another driver finished while this launch waited for them
+    corpus: TokenizedCorpus | None = None  # what the runs trained on; None when nothing was trained or given
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.rows if r["status"] == status)
+        return sum(1 for r in self.rows if r.status == status)
 
 
 def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, threads: int, device: str,
-               start_from: str | None = None) -> dict:
+               start_from: str | None = None) -> RunResult:
     """One run, executed inside a Ray worker. Ray pins a task to one thread unless told; we use its CPUs."""
     import torch  # noqa: PLC0415  (workers import torch on first use)
 
@@ -128,7 +132,7 @@ def train_task(spec_dict: dict, store: str, corpus_path: str, sweep: str, thread
                           start_from=start_from)
 
 
-def prepare_sweep_corpus(config: SweepConfig, store: Path):
+def prepare_sweep_corpus(config: SweepConfig, store: Path) -> TokenizedCorpus:
     """Tokenize the sweep's corpus once, into the store, where every worker can open it."""
     from lm.data import prepare_corpus  # noqa: PLC0415
 
@@ -197,6 +201,8 @@ def launch(
     config: SweepConfig,
     *,
     store: str | Path,
+    sweep_plan: SweepPlan | None = None,
+    corpus: TokenizedCorpus | None = None,
     address: str | None = None,
     max_concurrent: int | None = None,
     max_retries: int = 3,
@@ -207,20 +213,30 @@ def launch(
 ) -> LaunchReport:
     """Train every run of `config` not yet done in `store`; return what this launch finished.
 
+    sweep_plan: `plan(config)` when the caller has built it already (a study), so a sweep is planned once;
+    planned here when None.
+    corpus: the sweep's corpus when the caller has prepared it already (`prepare_sweep_corpus`; on a cluster
+    it must lie where every node sees it, as the store's corpora/ does); prepared here when None, once Ray
+    is reached and only if something is left to train.
     lease_seconds: this driver renews the lease of each run it trains every lease_seconds/4, and another
     driver takes a run over once it has seen that lease unrenewed for lease_seconds (experiments/lease.py).
-    Raises RayUnavailableError, before writing anything to the store, if the Ray cluster cannot be reached,
-    and NodeCheckError (a ValueError) if one of its nodes does not see the store or lacks Ray Train for runs
-    that need it (sweeps/node_check.py).
+    Raises ValueError for a plan or corpus that is not the sweep's; RayUnavailableError, before writing
+    anything to the store, if the Ray cluster cannot be reached; and NodeCheckError (a ValueError), before
+    writing anything either, if one of its nodes does not see the store or lacks Ray Train for runs that
+    need it (sweeps/node_check.py). The report carries the corpus the runs trained on (prepared here unless
+    given), so a caller that trains more runs on it (the study's validation) prepares it only once.
     """
     store = Path(store).resolve()
-    sweep_plan: SweepPlan = plan(config)
+    sweep_plan = plan(config) if sweep_plan is None else check_plan(config, sweep_plan)
+    if corpus is not None and sweep_plan.runs:
+        check_corpus(sweep_plan.runs[0].spec, corpus)  # one corpus per sweep: else every run would fail
     todo = pending_runs(sweep_plan, st.run_states(store), retry_failed=retry_failed)
     done_before = len(set(sweep_plan.run_ids)) - len(todo)
     if not todo:
         st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
         return LaunchReport(sweep=sweep_plan.name, store=store, planned=len(sweep_plan.runs), already_done=done_before,
-                            rows=(), retries=0, interrupted=False, message="nothing to train: every run is done")
+                            rows=(), retries=0, interrupted=False, message="nothing to train: every run is done",
+                            corpus=corpus)
     ray, started_here = start_ray(address)  # first: an unreachable cluster leaves the store untouched
     keeper = None
     try:
@@ -229,17 +245,13 @@ def launch(
                         device="cuda" if _device_kind(config, ray) == "gpu" else "cpu", nodes=ray.nodes(),
                         source=config.source)
         require_nodes_ready(ray, store, need_train=any(planned[s.run_id].workers > 1 for s in todo), local=started_here)
-        corpus = prepare_sweep_corpus(config, store)
+        if corpus is None:
+            corpus = prepare_sweep_corpus(config, store)
         st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
         keeper = lease.LeaseKeeper(store, ttl_seconds=lease_seconds)
         driver = _Driver(ray, config, sweep_plan, store=store, corpus_path=str(corpus.path), keeper=keeper,
                          retry_failed=retry_failed, max_concurrent=max_concurrent, on_progress=on_progress)
-        progress = Progress(planned=len(sweep_plan.runs), done_before=done_before, pending=len(todo),
-                            flops_total=sum(driver.flops[s.run_id] for s in todo))
-        if sweep_plan.branching is not None:
-            progress.trunks_planned = len(sweep_plan.branching.trunks)
-            progress.trunks_done = progress.trunks_planned - sum(1 for s in todo if s.trunk)
-        driver.progress = progress
+        driver.progress = progress = _start_progress(sweep_plan, todo, done_before, driver.flops)
         interrupted, message = driver.run(order_longest_first(todo, sweep_plan.est_seconds()),
                                           max_retries=max_retries, poll_seconds=poll_seconds)
     finally:
@@ -253,7 +265,26 @@ def launch(
                    f" ({done_before} were already done{elsewhere})")
     return LaunchReport(sweep=sweep_plan.name, store=store, planned=len(sweep_plan.runs), already_done=done_before,
                         rows=tuple(driver.rows), retries=progress.retries, interrupted=interrupted, message=message,
-                        done_elsewhere=progress.done_elsewhere)
+                        done_elsewhere=progress.done_elsewhere, corpus=corpus)
+
+
+def check_plan(config: SweepConfig, sweep_plan: SweepPlan) -> SweepPlan:
+    """`sweep_plan` if it is a plan of `config` (by the sweep's name: planning again is what it saves); else
+    ValueError."""
+    if sweep_plan.name != config.name:
+        raise ValueError(f"sweep_plan: a plan of sweep {sweep_plan.name!r}, not of {config.name!r}")
+    return sweep_plan
+
+
+def _start_progress(sweep_plan: SweepPlan, todo: list[ExperimentSpec], done_before: int,
+                    flops: dict[str, float]) -> Progress:
+    """The launch's progress before its first run starts (a WSD sweep's trunks counted apart too)."""
+    progress = Progress(planned=len(sweep_plan.runs), done_before=done_before, pending=len(todo),
+                        flops_total=sum(flops[s.run_id] for s in todo))
+    if sweep_plan.branching is not None:
+        progress.trunks_planned = len(sweep_plan.branching.trunks)
+        progress.trunks_done = progress.trunks_planned - sum(1 for s in todo if s.trunk)
+    return progress
 
 
 class _Driver:
@@ -277,7 +308,7 @@ class _Driver:
         self.in_flight: dict = {}  # ObjectRef -> spec
         self.waiting: dict[str, ExperimentSpec] = {}  # runs another driver holds
         self.attempts: dict[str, int] = {}
-        self.rows: list[dict] = []
+        self.rows: list[RunResult] = []
         self.progress: Progress | None = None
 
     def run(self, queue: list[ExperimentSpec], *, max_retries: int, poll_seconds: float) -> tuple[bool, str]:
@@ -325,7 +356,7 @@ class _Driver:
                                      error=wsd.orphan_reason(spec, self.sweep_plan.branching, self.store))
                 self.keeper.give_up(spec.run_id)
                 self.rows.append(row)
-                self.progress.record(row["status"])
+                self.progress.record(row.status)
                 return self.next_runnable(queue)
             if state == wsd.READY:
                 return queue.pop(i) if self.has_room(spec) else None
@@ -376,7 +407,7 @@ class _Driver:
             row = record_failure(spec, store=self.store, sweep=self.sweep_plan.name, error=reason)
         self.keeper.give_up(spec.run_id)
         self.rows.append(row)
-        self.progress.record(row["status"])
+        self.progress.record(row.status)
         self.progress.flops_done += self.flops[spec.run_id]
         if spec.trunk:
             self.progress.trunks_done += 1

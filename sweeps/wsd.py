@@ -170,6 +170,6 @@ def start_checkpoint(spec: ExperimentSpec, branching: Branching | None, store: s
 
 def orphan_reason(spec: ExperimentSpec, branching: Branching, store: str | Path) -> str:
     source, step = branching.starts[spec.run_id]
-    row = st.read_row(store, source) or {}
-    return (f"the trunk it starts from, {source}, ended {row.get('status')!r} without its checkpoint at step "
-            f"{step} ({row.get('error') or 'no error recorded'})")
+    row = st.read_result(store, source)  # orphaned: the trunk is done, so its row is there
+    return (f"the trunk it starts from, {source}, ended {row.status!r} without its checkpoint at step "
+            f"{step} ({row.error or 'no error recorded'})")

@@ -82,8 +82,8 @@ def test_two_gloo_ranks_reproduce_one_worker_and_resume_from_the_store(stdlib_co
     mp.spawn(_rank_main, args=(free_port(), spec.to_dict(), str(two_store), str(stdlib_corpus.path)), nprocs=2)
     two = st.read_row(two_store, spec.run_id)
     assert (two["status"], two["resumed_from_step"]) == ("completed", 12)
-    assert two["flops"] == one["flops"] and two["D"] == one["D"]  # FLOPs of the global batch: summed over ranks
-    assert_same_row(two, one)
+    assert two["flops"] == one.flops and two["D"] == one.D  # FLOPs of the global batch: summed over ranks
+    assert_same_row(two, one.to_row())
     assert_same_curve(curve(two_store, spec.run_id), curve(tmp_path / "one", spec.run_id))
     result = st.read_json(st.run_dir(two_store, spec.run_id) / st.RESULT)
     assert result["workers"] == 2

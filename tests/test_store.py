@@ -50,7 +50,7 @@ def test_what_the_store_writes_is_exactly_what_analysis_reads(runs):
     assert len(table) == 1
     read_back = table.iloc[0].to_dict()
     written = json.loads((store / "runs" / specs["completed"].run_id / "row.json").read_text())
-    assert written == rows["completed"]
+    assert written == rows["completed"].to_row()
     for column in st.ROW_COLUMNS:
         value, expected = read_back[column], written[column]
         if expected is None:
@@ -70,7 +70,7 @@ def test_curves_read_by_analysis_are_the_run_curve(runs, stdlib_corpus):
         written = list(csv.DictReader(f))
     assert list(written[0]) == list(st.CURVE_COLUMNS)
     assert len(curves) == len(written) == 40 and set(curves["run_id"]) == {run_id}
-    assert curves["tokens"].iloc[-1] == rows["completed"]["D"] == 40 * 8 * 32
+    assert curves["tokens"].iloc[-1] == rows["completed"].D == 40 * 8 * 32
     assert sum(1 for r in written if r["val_loss"]) == curves["val_loss"].notna().sum() >= 2
 
 
@@ -78,17 +78,17 @@ def test_completed_row_reports_the_paper_symbols(runs):
     store, specs, rows = runs
     row, spec = rows["completed"], specs["completed"]
     counts = spec.param_counts()
-    assert row["status"] == "completed" and row["sweep"] == "unit" and row["error"] is None
-    assert row["N"] == counts.with_head and row["n_convention"] == "with_head"
-    assert (row["N_total"], row["N_embedding"], row["N_head"], row["N_blocks"], row["N_norms"]) == (
+    assert row.status == "completed" and row.sweep == "unit" and row.error is None
+    assert row.N == counts.with_head and row.n_convention == "with_head"
+    assert (row.N_total, row.N_embedding, row.N_head, row.N_blocks, row.N_norms) == (
         counts.total, counts.embedding, counts.head, counts.blocks, counts.norms)
-    assert row["compute"] == "exact" and row["C"] == row["C_exact"] == row["flops"]  # the spec's default convention
-    assert row["C_6N_with_head"] == 6 * row["N"] * row["D"]
-    assert row["C_6N_total"] == 6 * counts.total * row["D"] and row["C_6N_non_embedding"] == 6 * (
-        counts.blocks + counts.norms) * row["D"]
-    assert row["flops"] > row["C_6N_with_head"]  # the exact count adds attention's QK^T and AV
-    assert 0 < row["loss"] < math.log(512) and row["train_loss"] > 0
-    assert (row["attempts"], row["resumed_from_step"], row["budget"]) == (1, None, None)
+    assert row.compute == "exact" and row.C == row.C_exact == row.flops  # the spec's default convention
+    assert row.C_6N_with_head == 6 * row.N * row.D
+    assert row.C_6N_total == 6 * counts.total * row.D and row.C_6N_non_embedding == 6 * (
+        counts.blocks + counts.norms) * row.D
+    assert row.flops > row.C_6N_with_head  # the exact count adds attention's QK^T and AV
+    assert 0 < row.loss < math.log(512) and row.train_loss > 0
+    assert (row.attempts, row.resumed_from_step, row.budget) == (1, None, None)
 
 
 def test_each_run_folder_is_self_describing(runs):
@@ -111,10 +111,10 @@ def test_each_run_folder_is_self_describing(runs):
 def test_failures_are_recorded_with_status_and_error_not_raised(runs):
     store, specs, rows = runs
     diverged, failed = rows["diverged"], rows["failed"]
-    assert diverged["status"] == "diverged" and diverged["loss"] is None and "step" in diverged["error"]
-    assert diverged["D"] < specs["diverged"].tokens
-    assert failed["status"] == "failed" and "context_length" in failed["error"] and "CorpusError" in failed["error"]
-    assert failed["D"] is None and failed["loss"] is None and failed["N"] == specs["failed"].n
+    assert diverged.status == "diverged" and diverged.loss is None and "step" in diverged.error
+    assert diverged.D < specs["diverged"].tokens
+    assert failed.status == "failed" and "context_length" in failed.error and "CorpusError" in failed.error
+    assert failed.D is None and failed.loss is None and failed.N == specs["failed"].n
     for kind, spec in specs.items():
         assert st.is_done(store, spec.run_id) and st.run_state(store, spec.run_id) == kind
     assert "Traceback" in st.read_status(store, specs["failed"].run_id)["traceback"]
@@ -134,7 +134,7 @@ def test_a_failed_run_is_tried_again_as_a_new_attempt(stdlib_corpus, tmp_path):
     spec = tiny_spec(context_length=too_long, batch_size=1, tokens=too_long)
     for attempt in (1, 2):
         row = run_experiment(spec, store=tmp_path, corpus_path=stdlib_corpus.path, sweep="unit", **RUN)
-        assert (row["status"], row["attempts"]) == ("failed", attempt)
+        assert (row.status, row.attempts) == ("failed", attempt)
 
 
 def test_keyboard_interrupt_propagates_and_the_run_resumes_to_the_same_loss(runs, stdlib_corpus, tmp_path):
@@ -150,19 +150,19 @@ def test_keyboard_interrupt_propagates_and_the_run_resumes_to_the_same_loss(runs
     assert st.run_state(tmp_path, spec.run_id) == "interrupted" and not st.is_done(tmp_path, spec.run_id)
     assert (st.run_dir(tmp_path, spec.run_id) / checkpoint.FILENAME).exists()
     row = run_experiment(spec, store=tmp_path, corpus_path=stdlib_corpus.path, sweep="unit", **RUN)
-    assert (row["status"], row["attempts"], row["resumed_from_step"]) == ("completed", 2, 20)
+    assert (row.status, row.attempts, row.resumed_from_step) == ("completed", 2, 20)
     assert st.read_status(tmp_path, spec.run_id)["resumed_from_step"] == [20]
-    assert row["loss"] == runs[2]["completed"]["loss"]  # bit for bit the uninterrupted run's loss
+    assert row.loss == runs[2]["completed"].loss  # bit for bit the uninterrupted run's loss
 
 
 def test_stop_after_step_leaves_a_resumable_run_without_a_row(runs, stdlib_corpus, tmp_path):
     spec = runs[1]["completed"]
     row = run_experiment(spec, store=tmp_path, corpus_path=stdlib_corpus.path, sweep="unit", stop_after_step=15,
                          keep_checkpoint=True, **RUN)
-    assert row["status"] == "interrupted" and st.read_row(tmp_path, spec.run_id) is None
+    assert row.status == "interrupted" and st.read_row(tmp_path, spec.run_id) is None
     assert st.run_state(tmp_path, spec.run_id) == "interrupted"
     row = run_experiment(spec, store=tmp_path, corpus_path=stdlib_corpus.path, sweep="unit", keep_checkpoint=True, **RUN)
-    assert (row["status"], row["resumed_from_step"]) == ("completed", 15)
+    assert (row.status, row.resumed_from_step) == ("completed", 15)
     assert (st.run_dir(tmp_path, spec.run_id) / checkpoint.FILENAME).exists()  # kept on request
 
 
@@ -243,6 +243,7 @@ def test_status_json_shows_progress_while_a_run_trains(stdlib_corpus, tmp_path, 
 def test_a_driver_can_record_a_run_lost_with_its_worker_as_failed(tmp_path):
     spec = tiny_spec()
     row = record_failure(spec, store=tmp_path, sweep="unit", error="worker died 3 times")
-    assert tuple(row) == st.ROW_COLUMNS and st.read_row(tmp_path, spec.run_id) == row
-    assert (row["status"], row["error"], row["N"], row["D"]) == ("failed", "worker died 3 times", spec.n, None)
+    assert tuple(row.to_row()) == st.ROW_COLUMNS and st.read_row(tmp_path, spec.run_id) == row.to_row()
+    assert st.read_result(tmp_path, spec.run_id) == row
+    assert (row.status, row.error, row.N, row.D) == ("failed", "worker died 3 times", spec.n, None)
     assert st.is_done(tmp_path, spec.run_id) and st.read_status(tmp_path, spec.run_id)["status"] == "failed"

@@ -22,12 +22,13 @@ from sweeps.plan import plan
 
 def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
     """Sweep, fit, prediction.json, two validation runs (tiny's multiples, a fresh seed, the sweep's shape family),
-    plots and report; prediction.json is written before either validation run starts; a rerun trains
-    nothing and keeps prediction.json as it was."""
+    plots and report; prediction.json is written before either validation run starts; the corpus is prepared
+    once for the sweep and the validation runs; a rerun trains nothing and keeps prediction.json as it was."""
     store, out = tmp_path / "store", tmp_path / "report"
     args = ["study", "tiny", "--store", str(store), "--out", str(out), "--bootstrap", "100"]
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    printed, logged = capsys.readouterr()
+    assert logged.count("corpus: ") == 1 and "corpus: tokenized at" in logged  # once for sweep and validation
     assert "validation at C" in printed and "report:" in printed and "prediction.json: recorded" in printed
 
     summary = json.loads((out / "summary.json").read_text())
@@ -76,6 +77,7 @@ def test_tiny_study_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
 
     written = (out / "prediction.json").read_bytes()
     assert main(args) == 0  # the rerun reuses every run, the validation runs included
+    assert capsys.readouterr().err.count("corpus: opened from the cache at") == 1
     again = json.loads((out / "summary.json").read_text())
     assert again["runs"]["trained_now"] == 0 and again["runs"]["already_done"] == 6
     assert again["prediction"]["action"] == "kept" and (out / "prediction.json").read_bytes() == written

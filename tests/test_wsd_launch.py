@@ -64,7 +64,7 @@ def test_a_killed_trunk_resumes_each_run_trains_once_and_an_extension_trains_onl
 
     extended = launch(full, store=tmp_path, poll_seconds=0.2)
     new = set(plan(full).run_ids) - set(planned.run_ids)
-    assert {r["run_id"] for r in extended.rows} == new and extended.already_done == len(planned.runs)
+    assert {r.run_id for r in extended.rows} == new and extended.already_done == len(planned.runs)
     assert any(st.read_row(tmp_path, t)["resumed_from_step"] for t in new & set(plan(full).branching.trunks))
     again = launch(full, store=tmp_path)
     assert again.rows == () and "nothing to train" in again.message

@@ -54,16 +54,16 @@ def test_a_line_of_trunks_and_its_branches_equal_independent_runs(stdlib_corpus,
         run_experiment(branch_of(short), store=store, **kw)
     assert not st.run_dir(store, branch_of(short).run_id).exists()  # refused before writing
     first_row = run_experiment(first, store=store, **kw)
-    assert first_row["status"] == "completed" and first_row["loss"] is None and first_row["role"] == "trunk"
+    assert first_row.status == "completed" and first_row.loss is None and first_row.role == "trunk"
     second_row = run_experiment(second, store=store, start_from=final_checkpoint(store, first.run_id, 32), **kw)
-    assert second_row["resumed_from_step"] == 32 and second_row["D"] == 48 * 8 * 32
+    assert second_row.resumed_from_step == 32 and second_row.D == 48 * 8 * 32
     for spec, step in ((short, 32), (long, 48)):
         branch = branch_of(spec)
         row = run_experiment(branch, store=store, **kw)
         alone = run_experiment(spec, store=independent_store, **kw)
-        assert (row["role"], row["trunk_id"], row["branch_tokens"]) == ("branch", branch.trunk_id, step * 8 * 32)
-        assert (row["N"], row["D"], row["C"], row["flops"]) == (alone["N"], alone["D"], alone["C"], alone["flops"])
-        assert row["loss"] == alone["loss"] and row["train_loss"] == alone["train_loss"]
+        assert (row.role, row.trunk_id, row.branch_tokens) == ("branch", branch.trunk_id, step * 8 * 32)
+        assert (row.N, row.D, row.C, row.flops) == (alone.N, alone.D, alone.C, alone.flops)
+        assert row.loss == alone.loss and row.train_loss == alone.train_loss
         ours, theirs = ((st.run_dir(s, r) / st.CURVE).read_text().splitlines()
                         for s, r in ((store, branch.run_id), (independent_store, spec.run_id)))
         assert len(ours) == len(theirs) == spec.steps + 1  # a header and a point per step
