@@ -64,7 +64,7 @@ class ExperimentSpec:
     n_layers: int | None = None
     d_model: int | None = None
     n_heads: int | None = None
-    n_convention: str = DEFAULT_N_CONVENTION  # which N sizes the model and is reported (lm.accounting.N_CONVENTIONS)
+    n_convention: str = DEFAULT_N_CONVENTION  # which N sizes the model and is reported (lm.conventions.N_CONVENTIONS)
     tie_embeddings: bool = ModelConfig.tie_embeddings
     # data and optimisation: defaults and rules are lm.train.TrainConfig's and lm.optim.Schedule's
     tokens: int  # training tokens D; the run trains the whole steps of batch_size·context_length that fit

@@ -4,7 +4,7 @@ Schema (commented IsoFLOP examples: the presets sweeps/*.yaml; a grid example cl
 
     name: demo                      # required; [A-Za-z0-9][A-Za-z0-9._-]*, the store's sweep name
     kind: isoflop                   # required; isoflop | grid
-    n_convention: with_head         # N that sizes models and that the laws are fitted in (lm.accounting.N_CONVENTIONS)
+    n_convention: with_head         # N that sizes models and that the laws are fitted in (lm.conventions.N_CONVENTIONS)
     compute: exact                  # what budgets count: exact (lm.accounting's FLOPs) or 6N (6·N·D, N as above)
     family:    {head_size: 16, aspect: 32 | depth, min_layers: 2}   # the one shape family (lm/family.py)
     corpus:    {source, vocab_size (required); max_bytes, text_field, val_fraction, seed}

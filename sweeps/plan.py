@@ -2,7 +2,7 @@
 memory and time estimates. Pure: no training, no files, no Ray.
 
 IsoFLOP cells (Hoffmann et al. 2022, Approach 2): for each budget C, `sizes_per_budget` size targets
-log-spaced around N_opt (sweeps/config.py: Center), each resolved to a real shape by the sweep's shape
+log-spaced around N_opt (sweeps/sections.py: Center), each resolved to a real shape by the sweep's shape
 family (lm/family.py); then D = C / f with f the real shape's training FLOPs per token under the sweep's
 `compute` convention (exact: lm.accounting's count, attention and head included; 6N: 6·N under the
 sweep's n_convention), rounded to whole steps of batch_size·context_length. Choosing D after the shape

@@ -17,7 +17,10 @@ import numpy as np
 
 from experiments.spec import ExperimentSpec
 from lm.data import CorpusConfig
-from sweeps.errors import require, require_each
+from lm.field_error import FieldError
+from lm.model import ModelConfig
+from lm.tokenizer import MIN_VOCAB_SIZE
+from sweeps.errors import SweepConfigError, require, require_each
 
 DEVICE_KINDS = ("cpu", "gpu")
 
@@ -192,17 +195,18 @@ class IsoFLOPSection:
 
 @dataclass(frozen=True, kw_only=True)
 class Shape:
+    """An explicit model of a grid sweep: lm.model.ModelConfig's shape fields, with its rules."""
+
     n_layers: int
     d_model: int
     n_heads: int
 
-    def __post_init__(self):
-        for name in ("n_layers", "d_model", "n_heads"):
-            require(getattr(self, name) >= 1, name, f"must be a positive integer, got {getattr(self, name)!r}")
-        require(self.d_model % self.n_heads == 0, "n_heads",
-                f"must divide d_model: {self.d_model} is not divisible by {self.n_heads}")
-        require((self.d_model // self.n_heads) % 2 == 0, "n_heads",
-                f"head size d_model/n_heads = {self.d_model // self.n_heads} must be even (RoPE rotates pairs)")
+    def __post_init__(self):  # positive sizes, heads that divide the width, an even head size for RoPE
+        try:  # vocabulary and context are the sweep's, checked with them; any valid stand-in serves here
+            ModelConfig(vocab_size=MIN_VOCAB_SIZE, context_length=1, n_layers=self.n_layers, d_model=self.d_model,
+                        n_heads=self.n_heads)
+        except FieldError as e:
+            raise SweepConfigError(e.field, e.reason) from None
 
 
 @dataclass(frozen=True, kw_only=True)
