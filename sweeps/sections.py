@@ -56,15 +56,15 @@ class PowerRule:
 
 @dataclass(frozen=True, kw_only=True)
 class CorpusSection:
-    """`corpus:`, lm.data.CorpusConfig's fields (source and vocab_size required here): its defaults, and its
-    rules checked with the other run fields (sweeps/run_fields.py)."""
+    """`corpus:`, lm.data.CorpusConfig's fields (source and vocab_size required here), with the spec's defaults
+    for them; their rules are checked with the other run fields (sweeps/run_fields.py)."""
 
     source: str
     vocab_size: int
-    max_bytes: int | None = CorpusConfig.max_bytes
-    text_field: str = CorpusConfig.text_field
-    val_fraction: float = CorpusConfig.val_fraction
-    seed: int = CorpusConfig.seed
+    max_bytes: int | None = ExperimentSpec.corpus_max_bytes
+    text_field: str = ExperimentSpec.corpus_text_field
+    val_fraction: float = ExperimentSpec.corpus_val_fraction
+    seed: int = ExperimentSpec.corpus_seed
 
     def corpus_config(self) -> CorpusConfig:
         return CorpusConfig(**dataclasses.asdict(self))
