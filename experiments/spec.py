@@ -6,10 +6,17 @@ object and hashes simply. The model is given one of two ways:
                                    nearest shape of lm.shapes' ladder (`shape_for_params`)
     n_layers, d_model, n_heads     an explicit shape (sweep plans always write this form, so a run's
                                    identity never depends on how the ladder rounds a target)
-`n_convention` (default "with_head": N = blocks + norms + vocab·d, every parameter that does a matmul
-per token, Porian et al. 2024; see lm/accounting.py) also names the N the results table reports.
+`n_convention` (default lm.conventions.DEFAULT_N_CONVENTION, "with_head": N = blocks + norms + vocab·d,
+every parameter that does a matmul per token, Porian et al. 2024; see lm/accounting.py) also names the N
+the results table reports.
 `beta2` (AdamW's) defaults to lm.optim.beta2_for_batch(batch_size·context_length), resolved at
 construction, so the spec, and its id, hold the number the run uses.
+
+Each training, model and corpus field takes its default from the lm config that owns it (TrainConfig,
+Schedule, ModelConfig, CorpusConfig), and construction builds those configs, so their rules are the spec's:
+a field they reject raises lm.field_error.FieldError under the spec's name for it (Schedule's `kind` is
+the spec's `schedule`, CorpusConfig's `val_fraction` its `corpus_val_fraction`). The spec adds only its own
+rules: floats stored as floats, the model form, the N and compute conventions, the budget, the WSD roles.
 
 run_id = the first 16 hex digits of blake2s over the sorted-key compact JSON of `to_dict()`. JSON
 writes floats with `repr` (shortest round-trip form, so 3e-3 is always "0.003"), and float fields are
@@ -27,21 +34,23 @@ import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
-from lm.accounting import (COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVENTION, N_CONVENTIONS, ParamCounts,
-                           param_counts)
-from lm.batches import SAMPLERS
+from lm.accounting import ParamCounts, param_counts
+from lm.conventions import COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVENTION, N_CONVENTIONS
 from lm.data import CorpusConfig
-from lm.device import PRECISIONS
+from lm.field_error import FieldError
 from lm.model import ModelConfig
-from lm.optim import COOLDOWN_SHAPES, SCHEDULES, Schedule, beta2_for_batch
+from lm.optim import Schedule
 from lm.shapes import shape_for_params
 from lm.train import TrainConfig
 
 RUN_ID_LENGTH = 16  # hex digits: 64 bits, no collision in any sweep we could ever run
 
 _SHAPE_FIELDS = ("n_layers", "d_model", "n_heads")
-_POSITIVE_INTS = ("tokens", "batch_size", "context_length", "eval_tokens", "vocab_size")
-_NON_NEGATIVE_INTS = ("seed", "corpus_seed")
+# lm.data.CorpusConfig's fields -> the spec's (flat, so prefixed: `seed` would clash with the training seed)
+CORPUS_FIELDS = {"source": "corpus_source", "text_field": "corpus_text_field", "vocab_size": "vocab_size",
+                 "max_bytes": "corpus_max_bytes", "val_fraction": "corpus_val_fraction", "seed": "corpus_seed"}
+# (lm config, its field) -> the spec's field, where the names differ
+_SPEC_NAMES = {("Schedule", "kind"): "schedule", **{("CorpusConfig", k): v for k, v in CORPUS_FIELDS.items()}}
 _FLOATS = ("n_params", "lr", "beta2", "warmup_fraction", "min_lr_ratio", "cooldown_fraction", "weight_decay",
            "grad_clip", "corpus_val_fraction", "budget")
 
@@ -55,53 +64,49 @@ class ExperimentSpec:
     n_layers: int | None = None
     d_model: int | None = None
     n_heads: int | None = None
-    n_convention: str = DEFAULT_N_CONVENTION  # which N sizes the model and is reported (lm.accounting.N_CONVENTIONS)
-    tie_embeddings: bool = False
-    # data and optimisation (lm.train.TrainConfig, lm.optim.Schedule)
+    n_convention: str = DEFAULT_N_CONVENTION  # which N sizes the model and is reported (lm.conventions.N_CONVENTIONS)
+    tie_embeddings: bool = ModelConfig.tie_embeddings
+    # data and optimisation: defaults and rules are lm.train.TrainConfig's and lm.optim.Schedule's
     tokens: int  # training tokens D; the run trains the whole steps of batch_size·context_length that fit
     batch_size: int  # sequences per step
     context_length: int
     lr: float  # peak learning rate
-    schedule: str = "cosine"
-    warmup_fraction: float = 0.05
-    min_lr_ratio: float = 0.1
-    cooldown_fraction: float = 0.2  # wsd only
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0  # initialisation and batch order
+    schedule: str = Schedule.kind
+    warmup_fraction: float = Schedule.warmup_fraction
+    min_lr_ratio: float = Schedule.min_lr_ratio
+    cooldown_fraction: float = Schedule.cooldown_fraction  # wsd only
+    weight_decay: float = TrainConfig.weight_decay
+    grad_clip: float = TrainConfig.grad_clip
+    seed: int = TrainConfig.seed  # initialisation and batch order
     # AdamW β2; None (the default) becomes lm.optim.beta2_for_batch(batch_size·context_length) at
     # construction, so the spec, and the id hashed from it, always hold the number the run uses.
-    beta2: float | None = None
+    beta2: float | None = TrainConfig.beta2
     # which windows each step reads (lm.batches.SAMPLERS). A field of its own so that runs trained with
     # the old with-replacement sampler, whose specs had no such field, keep ids of their own.
-    sampler: str = "permutation"
-    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA, else fp32)
-    eval_tokens: int = 32_768  # held-out tokens per validation evaluation
-    # corpus (lm.data.CorpusConfig; vocab_size is also the model's)
-    corpus_source: str = "stdlib"
-    vocab_size: int = 1024
-    corpus_max_bytes: int | None = None
-    corpus_text_field: str = "text"
-    corpus_val_fraction: float = 0.05
-    corpus_seed: int = 0  # seeds the train/val document split
+    sampler: str = TrainConfig.sampler
+    precision: str = TrainConfig.precision  # auto | fp32 | bf16 (auto: bf16 on CUDA, else fp32)
+    eval_tokens: int = TrainConfig.eval_tokens  # held-out tokens per validation evaluation
+    # corpus: lm.data.CorpusConfig's fields (CORPUS_FIELDS), its defaults and rules; vocab_size is also the model's
+    corpus_source: str = CorpusConfig.source
+    vocab_size: int = CorpusConfig.vocab_size
+    corpus_max_bytes: int | None = CorpusConfig.max_bytes
+    corpus_text_field: str = CorpusConfig.text_field
+    corpus_val_fraction: float = CorpusConfig.val_fraction
+    corpus_seed: int = CorpusConfig.seed  # seeds the train/val document split
     # the nominal compute budget of the run's IsoFLOP cell; None for grid runs
     budget: float | None = None
     # what the budget counts (lm.accounting.COMPUTE_CONVENTIONS): exact FLOPs, or 6·N·D under n_convention
     compute: str = DEFAULT_COMPUTE
     # warmup-stable-decay trunks and branches (experiments/wsd.py; Hägele et al. 2024)
-    cooldown_shape: str = "linear"  # wsd only: lm.optim.COOLDOWN_SHAPES
-    warmup_steps: int | None = None  # a fixed warmup, overriding warmup_fraction (shared by a trunk and its branches)
+    cooldown_shape: str = Schedule.cooldown_shape  # wsd only: lm.optim.COOLDOWN_SHAPES
+    # a fixed warmup, overriding warmup_fraction (shared by a trunk and its branches)
+    warmup_steps: int | None = Schedule.warmup_steps
     trunk: bool = False  # a WSD trunk: the stable phase, checkpointed at its branches' steps; not a point to fit
     trunk_id: str | None = None  # a WSD branch: the run id of the trunk it starts from ...
     branch_step: int | None = None  # ... at this step, its cooldown start
 
     def __post_init__(self):
         self._check_types()
-        self._check_wsd_role()
-        if self.beta2 is None:
-            object.__setattr__(self, "beta2", beta2_for_batch(self.batch_size * self.context_length))
-        if not 0 < self.beta2 < 1:
-            raise ValueError(f"ExperimentSpec.beta2 must be in (0, 1), got {self.beta2!r}")
         explicit = [getattr(self, f) for f in _SHAPE_FIELDS]
         if self.n_params is None and any(v is None for v in explicit):
             raise ValueError("ExperimentSpec: give the model as n_params, or as all of n_layers, d_model and "
@@ -109,26 +114,15 @@ class ExperimentSpec:
         if self.n_params is not None and any(v is not None for v in explicit):
             raise ValueError("ExperimentSpec.n_params: give either n_params or an explicit shape "
                              "(n_layers, d_model, n_heads), not both")
-        if self.n_params is None and self.d_model % self.n_heads:
-            raise ValueError(f"ExperimentSpec.n_heads must divide d_model: {self.d_model} is not divisible "
-                             f"by {self.n_heads}")
-        if self.tokens < self.batch_size * self.context_length:
-            raise ValueError(f"ExperimentSpec.tokens={self.tokens} is less than one step of batch_size × "
-                             f"context_length = {self.batch_size * self.context_length} tokens")
-        # The lm configs own the remaining rules (fractions, vocab bounds, RoPE's even head_dim, ...).
-        for what, build in (("schedule", self.schedule_config), ("corpus", self.corpus_config),
-                            ("model", self.model_config)):
-            try:
-                build()
-            except ValueError as e:
-                raise ValueError(f"ExperimentSpec: invalid {what}: {e}") from None
+        # The lm configs own every other rule (ranges, choices, vocab bounds, RoPE's even head_dim, one step of
+        # tokens, β2): build them, naming a field they reject by this spec's name for it.
+        train = _owned(self.train_config)
+        _owned(self.corpus_config)
+        if self.beta2 is None:  # as TrainConfig resolved it: lm.optim.beta2_for_batch(batch_size·context_length)
+            object.__setattr__(self, "beta2", train.beta2)
+        self._check_wsd_role()
 
     def _check_wsd_role(self) -> None:
-        if self.cooldown_shape not in COOLDOWN_SHAPES:
-            raise ValueError(f"ExperimentSpec.cooldown_shape must be one of {COOLDOWN_SHAPES}, "
-                             f"got {self.cooldown_shape!r}")
-        if self.warmup_steps is not None and (not _is_int(self.warmup_steps) or self.warmup_steps < 0):
-            raise ValueError(f"ExperimentSpec.warmup_steps must be an integer >= 0 or null, got {self.warmup_steps!r}")
         if not isinstance(self.trunk, bool):
             raise ValueError(f"ExperimentSpec.trunk must be true or false, got {self.trunk!r}")
         if self.trunk and (self.schedule != "constant" or self.warmup_steps is None or self.trunk_id is not None):
@@ -153,35 +147,20 @@ class ExperimentSpec:
                              f"{self.branch_step}")
 
     def _check_types(self) -> None:
-        for name in _POSITIVE_INTS + _SHAPE_FIELDS + _NON_NEGATIVE_INTS + ("corpus_max_bytes",):
-            value = getattr(self, name)
-            if value is None and name in _SHAPE_FIELDS + ("corpus_max_bytes",):
-                continue
-            low = 0 if name in _NON_NEGATIVE_INTS else 1
-            if not _is_int(value) or value < low:
-                raise ValueError(f"ExperimentSpec.{name} must be an integer >= {low}, got {value!r}")
+        """The spec's own rules: floats stored as floats (one id for lr=1 and lr=1.0), its N and compute."""
         for name in _FLOATS:
             value = getattr(self, name)
             if value is None and name in ("n_params", "budget", "beta2"):
                 continue
             if not _is_number(value) or not math.isfinite(value):
-                raise ValueError(f"ExperimentSpec.{name} must be a finite number, got {value!r}")
+                raise FieldError("ExperimentSpec", name, f"must be a finite number, got {value!r}")
             object.__setattr__(self, name, float(value))  # lr=1 and lr=1.0 are the same spec, one id
-        for name in ("n_params", "lr", "budget"):
+        for name in ("n_params", "budget"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"ExperimentSpec.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ExperimentSpec.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name, allowed in (("n_convention", N_CONVENTIONS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
-                              ("sampler", SAMPLERS), ("compute", COMPUTE_CONVENTIONS)):
+                raise FieldError("ExperimentSpec", name, f"must be positive, got {getattr(self, name)!r}")
+        for name, allowed in (("n_convention", N_CONVENTIONS), ("compute", COMPUTE_CONVENTIONS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"ExperimentSpec.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("corpus_source", "corpus_text_field"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"ExperimentSpec.{name} must be a non-empty string, got {getattr(self, name)!r}")
-        if not isinstance(self.tie_embeddings, bool):
-            raise ValueError(f"ExperimentSpec.tie_embeddings must be true or false, got {self.tie_embeddings!r}")
+                raise FieldError("ExperimentSpec", name, f"must be one of {allowed}, got {getattr(self, name)!r}")
 
     # ---- identity and serialisation -------------------------------------------------------------
 
@@ -243,9 +222,7 @@ class ExperimentSpec:
                         warmup_steps=self.warmup_steps)
 
     def corpus_config(self) -> CorpusConfig:
-        return CorpusConfig(source=self.corpus_source, text_field=self.corpus_text_field, vocab_size=self.vocab_size,
-                            max_bytes=self.corpus_max_bytes, val_fraction=self.corpus_val_fraction,
-                            seed=self.corpus_seed)
+        return CorpusConfig(**{name: getattr(self, mine) for name, mine in CORPUS_FIELDS.items()})
 
     def train_config(self, *, device: str = "auto", threads: int | None = None, compile: bool = False) -> TrainConfig:
         """The lm TrainConfig; device, threads and compile say where it runs, not what it computes."""
@@ -259,6 +236,16 @@ class ExperimentSpec:
 
 _LATER_FIELDS = ("cooldown_shape", "warmup_steps", "trunk", "trunk_id", "branch_step")
 _DEFAULTS = {f.name: f.default for f in fields(ExperimentSpec)}
+
+
+def _owned(build):
+    """build(): an lm config of the spec's fields, a field it rejects re-keyed to the spec's name for it."""
+    try:
+        return build()
+    except FieldError as e:
+        raise FieldError("ExperimentSpec", _SPEC_NAMES.get((e.owner, e.field), e.field), e.reason) from None
+    except ValueError as e:  # a target N no shape of the ladder reaches
+        raise ValueError(f"ExperimentSpec: invalid model: {e}") from None
 
 
 def _is_int(x) -> bool:

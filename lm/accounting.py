@@ -27,19 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lm.conventions import (COMPUTE_CONVENTIONS, DEFAULT_COMPUTE, DEFAULT_N_CONVENTION, FLOP_CONVENTIONS,  # noqa: F401
+                            N_CONVENTIONS, PRECISIONS)
 from lm.model import ModelConfig, Transformer
-
-N_CONVENTIONS = ("non_embedding", "total", "with_head")
-# The one default everywhere (spec, sweep files, shapes, CLI): every parameter that does a matmul per token,
-# the output head included, which Porian et al. (2024) show reconciles Kaplan's and Chinchilla's exponents.
-DEFAULT_N_CONVENTION = "with_head"
-FLOP_CONVENTIONS = ("exact",) + tuple(f"6N_{c}" for c in N_CONVENTIONS)
-# What a sweep's budgets count (`compute:` in a sweep file, `compute` in a spec): the exact FLOPs above, or 6·N
-# under the sweep's n_convention. Exact is the default: at small sizes the head and attention make real compute
-# 11-52% more than 6·N_with_head (docs/methods.md, "Compute: which C").
-COMPUTE_CONVENTIONS = ("exact", "6N")
-DEFAULT_COMPUTE = "exact"
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lm.field_error import FieldError
 from lm.tokenizer import MIN_VOCAB_SIZE
 
 PRETOKENIZED_KINDS = ("bin", "npy")
@@ -58,26 +59,29 @@ class CorpusConfig:
 
     def __post_init__(self):
         if not isinstance(self.source, str) or not self.source:
-            raise ValueError(f"source must be a non-empty string, got {self.source!r}")
+            raise FieldError("CorpusConfig", "source", f"must be a non-empty string, got {self.source!r}")
         if not isinstance(self.text_field, str) or not self.text_field:
-            raise ValueError(f"text_field must be a non-empty string, got {self.text_field!r}")
+            raise FieldError("CorpusConfig", "text_field", f"must be a non-empty string, got {self.text_field!r}")
         if not is_int(self.vocab_size) or not MIN_VOCAB_SIZE <= self.vocab_size <= 2**32:
-            raise ValueError(f"vocab_size must be an int in [{MIN_VOCAB_SIZE}, 2**32] (256 byte tokens + "
-                             f"END_OF_TEXT), got {self.vocab_size!r}")
+            raise FieldError("CorpusConfig", "vocab_size", f"must be an int in [{MIN_VOCAB_SIZE}, 2**32] (256 byte "
+                             f"tokens + END_OF_TEXT), got {self.vocab_size!r}")
         if self.max_bytes is not None and (not is_int(self.max_bytes) or self.max_bytes < 1):
-            raise ValueError(f"max_bytes must be None or an int >= 1, got {self.max_bytes!r}")
+            raise FieldError("CorpusConfig", "max_bytes", f"must be None or an int >= 1, got {self.max_bytes!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be a number in (0, 1), got {self.val_fraction!r}")
+            raise FieldError("CorpusConfig", "val_fraction", f"must be a number in (0, 1), got {self.val_fraction!r}")
         if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+            raise FieldError("CorpusConfig", "seed", f"must be an int >= 0, got {self.seed!r}")
         p = self.pretokenized_vocab_size
         if p is not None and (not is_int(p) or not 1 <= p <= 2**32):
-            raise ValueError(f"pretokenized_vocab_size must be None or an int in [1, 2**32], got {p!r}")
+            raise FieldError("CorpusConfig", "pretokenized_vocab_size",
+                             f"must be None or an int in [1, 2**32], got {p!r}")
         pretokenized = self.kind in PRETOKENIZED_KINDS
         if pretokenized and self.max_bytes is not None:
-            raise ValueError("max_bytes applies to text sources only; it must be None for a .bin/.npy source")
+            raise FieldError("CorpusConfig", "max_bytes",
+                             "applies to text sources only; it must be None for a .bin/.npy source")
         if not pretokenized and p is not None:
-            raise ValueError("pretokenized_vocab_size applies to .bin/.npy sources only; it must be None here")
+            raise FieldError("CorpusConfig", "pretokenized_vocab_size",
+                             "applies to .bin/.npy sources only; it must be None here")
 
     @property
     def kind(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import atomicio
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from lm.conventions import PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Placement:
 
 def select(device: str = "auto", precision: str = "auto") -> Placement:
     """CUDA with bf16 autocast when available, else CPU in fp32; explicit choices are checked."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

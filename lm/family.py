@@ -33,7 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.accounting import N_CONVENTIONS, param_counts
+from lm.accounting import param_counts
+from lm.conventions import N_CONVENTIONS
+from lm.field_error import FieldError
 from lm.model import ModelConfig, swiglu_hidden_size
 
 MAX_LAYERS = 256
@@ -41,12 +43,11 @@ MAX_D_MODEL = 32_768
 MAX_COUNT = 1e13  # members are listed up to this many parameters
 
 
-class FamilyError(ValueError):
+class FamilyError(FieldError):
     """An impossible family: `field` names the ShapeFamily field at fault."""
 
     def __init__(self, field: str, reason: str):
-        self.field, self.reason = field, reason
-        super().__init__(f"ShapeFamily.{field}: {reason}")
+        super().__init__("ShapeFamily", field, reason)
 
 
 @dataclass(frozen=True, kw_only=True)

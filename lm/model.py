@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lm.field_error import FieldError
+
 
 def swiglu_hidden_size(d_model: int) -> int:
     """d_ff ≈ 8/3·d_model, rounded to a multiple of 8 (of 64 from d_model 512) for efficient matmuls.
@@ -50,21 +52,23 @@ class ModelConfig:
         for name in ("vocab_size", "context_length", "n_layers", "d_model", "n_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+                raise FieldError("ModelConfig", name, f"must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"ModelConfig.n_heads must divide d_model: {self.d_model} is not divisible by {self.n_heads}"
-            )
+            raise FieldError("ModelConfig", "n_heads",
+                             f"must divide d_model: {self.d_model} is not divisible by {self.n_heads}")
         if self.head_dim % 2:
-            raise ValueError(f"ModelConfig: head_dim = d_model / n_heads must be even for RoPE, got {self.head_dim}")
+            raise FieldError("ModelConfig", "n_heads",
+                             f"head_dim = d_model / n_heads must be even for RoPE, got {self.head_dim}")
         if not isinstance(self.d_ff, int) or self.d_ff < 0:
-            raise ValueError(f"ModelConfig.d_ff must be a non-negative integer (0 = derive), got {self.d_ff!r}")
+            raise FieldError("ModelConfig", "d_ff", f"must be a non-negative integer (0 = derive), got {self.d_ff!r}")
         if self.d_ff == 0:
             object.__setattr__(self, "d_ff", swiglu_hidden_size(self.d_model))
+        if not isinstance(self.tie_embeddings, bool):
+            raise FieldError("ModelConfig", "tie_embeddings", f"must be true or false, got {self.tie_embeddings!r}")
         if not self.rope_theta > 0:
-            raise ValueError(f"ModelConfig.rope_theta must be positive, got {self.rope_theta!r}")
+            raise FieldError("ModelConfig", "rope_theta", f"must be positive, got {self.rope_theta!r}")
         if not 0 < self.norm_eps < 1:
-            raise ValueError(f"ModelConfig.norm_eps must be in (0, 1), got {self.norm_eps!r}")
+            raise FieldError("ModelConfig", "norm_eps", f"must be in (0, 1), got {self.norm_eps!r}")
 
     @property
     def head_dim(self) -> int:

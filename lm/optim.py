@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from lm.field_error import FieldError
+
 SCHEDULES = ("cosine", "wsd", "constant")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
 BETA1 = 0.9
@@ -63,20 +65,22 @@ class Schedule:
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
-            raise ValueError(f"Schedule.kind must be one of {SCHEDULES}, got {self.kind!r}")
+            raise FieldError("Schedule", "kind", f"must be one of {SCHEDULES}, got {self.kind!r}")
         if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"Schedule.warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+            raise FieldError("Schedule", "warmup_fraction", f"must be in [0, 1), got {self.warmup_fraction!r}")
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"Schedule.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+            raise FieldError("Schedule", "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio!r}")
         if not 0 < self.cooldown_fraction <= 1:
-            raise ValueError(f"Schedule.cooldown_fraction must be in (0, 1], got {self.cooldown_fraction!r}")
+            raise FieldError("Schedule", "cooldown_fraction", f"must be in (0, 1], got {self.cooldown_fraction!r}")
         if self.kind == "wsd" and self.warmup_fraction + self.cooldown_fraction > 1:
-            raise ValueError("Schedule: warmup_fraction + cooldown_fraction must not exceed 1 for wsd")
+            raise FieldError("Schedule", "cooldown_fraction",
+                             "warmup_fraction + cooldown_fraction must not exceed 1 for the wsd schedule")
         if self.cooldown_shape not in COOLDOWN_SHAPES:
-            raise ValueError(f"Schedule.cooldown_shape must be one of {COOLDOWN_SHAPES}, got {self.cooldown_shape!r}")
+            raise FieldError("Schedule", "cooldown_shape",
+                             f"must be one of {COOLDOWN_SHAPES}, got {self.cooldown_shape!r}")
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool)
                                               or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
-            raise ValueError(f"Schedule.warmup_steps must be an integer >= 0 or None, got {self.warmup_steps!r}")
+            raise FieldError("Schedule", "warmup_steps", f"must be an integer >= 0 or None, got {self.warmup_steps!r}")
 
     def warmup(self, total_steps: int) -> int:
         """Warmup steps of a `total_steps` run."""

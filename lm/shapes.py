@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from lm.accounting import DEFAULT_N_CONVENTION, N_CONVENTIONS, param_counts
+from lm.accounting import param_counts
+from lm.conventions import DEFAULT_N_CONVENTION, N_CONVENTIONS
 from lm.model import ModelConfig, swiglu_hidden_size
 
 ASPECT = 64  # target d_model / n_layers

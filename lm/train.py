@@ -34,7 +34,9 @@ import torch
 from lm import branch, checkpoint
 from lm.accounting import checked_param_counts, training_flops_per_token
 from lm.batches import SAMPLERS, RepeatedDataWarning, windows_per_pass
+from lm.conventions import PRECISION_CHOICES
 from lm.device import measure_peak_flops, select, set_threads
+from lm.field_error import FieldError
 from lm.model import ModelConfig, Transformer
 from lm.optim import BETA1, Schedule, beta2_for_batch, make_optimizer
 from lm.parallel import DataParallel
@@ -65,31 +67,34 @@ class TrainConfig:
 
     def __post_init__(self):
         if not isinstance(self.model, ModelConfig):
-            raise ValueError(f"TrainConfig.model must be a ModelConfig, got {type(self.model).__name__}")
+            raise FieldError("TrainConfig", "model", f"must be a ModelConfig, got {type(self.model).__name__}")
         for name in ("tokens", "batch_size", "eval_tokens"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise FieldError("TrainConfig", name, f"must be a positive integer, got {value!r}")
         for name in ("log_interval", "eval_interval"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be a non-negative integer (0 = automatic)")
+                raise FieldError("TrainConfig", name, "must be a non-negative integer (0 = automatic)")
         if self.tokens < self.tokens_per_step:
-            raise ValueError(
-                f"TrainConfig.tokens={self.tokens} is less than one step of batch_size × context_length"
-                f" = {self.tokens_per_step} tokens"
-            )
+            raise FieldError("TrainConfig", "tokens", f"{self.tokens} is less than one step of batch_size × "
+                             f"context_length = {self.tokens_per_step} tokens")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
+            raise FieldError("TrainConfig", "lr", f"must be a positive number, got {self.lr!r}")
+        for name in ("weight_decay", "grad_clip"):  # grad_clip 0 disables clipping
+            if not getattr(self, name) >= 0:
+                raise FieldError("TrainConfig", name, f"must be >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise FieldError("TrainConfig", "seed", f"must be an integer >= 0, got {self.seed!r}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"TrainConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+            raise FieldError("TrainConfig", "sampler", f"must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise FieldError("TrainConfig", "precision", f"must be one of {PRECISION_CHOICES}, got {self.precision!r}")
         if self.beta2 is None:
             object.__setattr__(self, "beta2", beta2_for_batch(self.tokens_per_step))
         if not 0 < self.beta2 < 1:
-            raise ValueError(f"TrainConfig.beta2 must be in (0, 1), got {self.beta2!r}")
+            raise FieldError("TrainConfig", "beta2", f"must be in (0, 1), got {self.beta2!r}")
         if self.divergence_factor <= 1:
-            raise ValueError(f"TrainConfig.divergence_factor must exceed 1, got {self.divergence_factor!r}")
+            raise FieldError("TrainConfig", "divergence_factor", f"must exceed 1, got {self.divergence_factor!r}")
 
     @property
     def tokens_per_step(self) -> int:

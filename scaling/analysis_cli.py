@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lm.conventions import COMPUTE_CONVENTIONS, DEFAULT_N_CONVENTION, N_CONVENTIONS, PRECISIONS  # names only: no torch
+
 if TYPE_CHECKING:  # annotations only: the handlers import their libraries lazily, so --help stays instant
     import pandas as pd
 
@@ -59,9 +61,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
 
 def _add_convention_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compute convention (refit N, C and the IsoFLOP budgets under one; analysis/compute.py)")
-    g.add_argument("--compute", dest="compute_convention", choices=("exact", "6N"),
+    g.add_argument("--compute", dest="compute_convention", choices=COMPUTE_CONVENTIONS,
                    help="what C counts: exact FLOPs (the runs' C_exact) or 6·N·D (default: as the runs were planned)")
-    g.add_argument("--n-convention", choices=("non_embedding", "total", "with_head"),
+    g.add_argument("--n-convention", choices=N_CONVENTIONS,
                    help="the N to fit, from the runs' parameter groups (default: the runs' own)")
 
 
@@ -329,8 +331,6 @@ def shape_for(n_opt: float, d_opt: float, *, vocab_size: int, context: int, conv
 def _shape_context(args, context: RunContext) -> tuple[int, int, str, str]:
     """(vocab size, context length, N convention, where they came from): flags first, then the runs; a value
     neither gives is asked for rather than assumed."""
-    from lm.accounting import DEFAULT_N_CONVENTION
-
     vocab = args.vocab_size or context.vocab_size
     length = args.context or context.context_length
     convention = args.convention or context.n_convention or DEFAULT_N_CONVENTION
@@ -478,13 +478,13 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", type=_positive_float("--tokens"), help="... trained on D tokens")
     p.add_argument("--json", action="store_true", help="print JSON")
     g = p.add_argument_group("model shape")
-    g.add_argument("--convention", choices=("non_embedding", "with_head", "total"),
-                   help="the N convention the fit used (default: the runs', else with_head)")
+    g.add_argument("--convention", choices=N_CONVENTIONS,
+                   help=f"the N convention the fit used (default: the runs', else {DEFAULT_N_CONVENTION})")
     g.add_argument("--vocab-size", type=int, help="vocabulary size (default: the runs')")
     g.add_argument("--context", type=int, help="context length (default: the runs')")
     g.add_argument("--batch-size", type=int, help="sequences per step for the memory estimate "
                                                   "(default: the predicted batch size, else 16)")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="for the memory estimate")
+    g.add_argument("--precision", choices=PRECISIONS, default="bf16", help="for the memory estimate")
     g = p.add_argument_group("fitting (with SOURCE)")
     for flag, default, text in (("--n-col", "N", "column holding N"), ("--d-col", "D", "column holding D"),
                                 ("--loss-col", "loss", "column holding the loss")):

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from lm.conventions import DEFAULT_N_CONVENTION, N_CONVENTIONS, PRECISION_CHOICES  # names only: no torch
+
 EXIT_USAGE = 2
 EXIT_NO_FIT = 1
 
@@ -22,7 +24,8 @@ class UserError(Exception):
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--params", type=float, default=2e5, help="target parameter count N, with_head convention (default 2e5)")
+    g.add_argument("--params", type=float, default=2e5,
+                   help=f"target parameter count N, {DEFAULT_N_CONVENTION} convention (default 2e5)")
     g.add_argument("--layers", type=int, help="explicit shape: layers (with --width and --heads)")
     g.add_argument("--width", type=int, help="explicit shape: d_model")
     g.add_argument("--heads", type=int, help="explicit shape: attention heads")
@@ -238,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    g.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--checkpoint-dir", help="write checkpoints here and resume from one found here")
@@ -250,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shape", help="the model shape, parameter groups, FLOPs and memory for a target N",
                        description="Print the shape that hits a target parameter count, with its accounting.")
     p.add_argument("params", type=float, help="target parameter count")
-    p.add_argument("--convention", choices=("non_embedding", "with_head", "total"), default="with_head",
-                   help="the N convention --params counts (default with_head, as everywhere)")
+    p.add_argument("--convention", choices=N_CONVENTIONS, default=DEFAULT_N_CONVENTION,
+                   help=f"the N convention --params counts (default {DEFAULT_N_CONVENTION}, as everywhere)")
     p.add_argument("--vocab-size", type=int, default=1024)
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16, help="for the memory estimate")

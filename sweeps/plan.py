@@ -2,7 +2,7 @@
 memory and time estimates. Pure: no training, no files, no Ray.
 
 IsoFLOP cells (Hoffmann et al. 2022, Approach 2): for each budget C, `sizes_per_budget` size targets
-log-spaced around N_opt (sweeps/config.py: Center), each resolved to a real shape by the sweep's shape
+log-spaced around N_opt (sweeps/sections.py: Center), each resolved to a real shape by the sweep's shape
 family (lm/family.py); then D = C / f with f the real shape's training FLOPs per token under the sweep's
 `compute` convention (exact: lm.accounting's count, attention and head included; 6N: 6·N under the
 sweep's n_convention), rounded to whole steps of batch_size·context_length. Choosing D after the shape
@@ -41,6 +41,7 @@ from lm.model import ModelConfig
 from sweeps import wsd
 from sweeps.config import Shape, SweepConfig, SweepConfigError
 from sweeps.replicates import replicates
+from sweeps.run_fields import shared_fields
 from sweeps.schedule import GPU_MEMORY_BYTES, MEMORY_SAFETY
 
 DEFAULT_FLOPS_PER_SECOND = {"cpu": 1e10, "gpu": 1e14}
@@ -189,21 +190,6 @@ def plan(config: SweepConfig, *, device_kind: str | None = None, flops_per_secon
 
 # ---- cells --------------------------------------------------------------------------------------
 
-def _common(config: SweepConfig) -> dict:
-    """ExperimentSpec fields shared by every run of the sweep."""
-    t, c = config.training, config.corpus
-    return dict(
-        n_convention=config.n_convention, compute=config.compute, tie_embeddings=t.tie_embeddings,
-        context_length=t.context_length,
-        schedule=t.schedule, warmup_fraction=t.warmup_fraction, min_lr_ratio=t.min_lr_ratio,
-        **t.cooldown_fields(), weight_decay=t.weight_decay, grad_clip=t.grad_clip, seed=t.seed,
-        beta2=None if t.beta2 == "auto" else t.beta2,  # None: the spec applies lm.optim.beta2_for_batch
-        precision=t.precision, eval_tokens=t.eval_tokens, corpus_source=c.source, vocab_size=c.vocab_size,
-        corpus_max_bytes=c.max_bytes, corpus_text_field=c.text_field, corpus_val_fraction=c.val_fraction,
-        corpus_seed=c.seed,
-    )
-
-
 def _shape_for(config: SweepConfig, n_target: float, key: str) -> ModelConfig:
     """The sweep's family member for a size target. Widths are whole heads, so between its smallest and
     largest models a family rounds a target to its nearest member (reported in the plan beside the target);
@@ -262,7 +248,7 @@ def _whole_steps(tokens: float, tokens_per_step: int, config: SweepConfig, key: 
 
 
 def _isoflop_cells(config: SweepConfig):
-    iso, t, common = config.isoflop, config.training, _common(config)
+    iso, t, common = config.isoflop, config.training, shared_fields(config)
     for i, C in enumerate(iso.budgets):
         key = f"isoflop.budgets[{i}]" if len(iso.budgets) > 1 else "isoflop.budgets"
         models = {}
@@ -287,7 +273,7 @@ def _isoflop_cells(config: SweepConfig):
 
 
 def _grid_cells(config: SweepConfig):
-    grid, t, common = config.grid, config.training, _common(config)
+    grid, t, common = config.grid, config.training, shared_fields(config)
     if grid.N is not None:
         key = lambda i: f"grid.N[{i}]" if len(grid.N) > 1 else "grid.N"  # noqa: E731
         models = [(_shape_for(config, n, key(i)), n) for i, n in enumerate(grid.N)]
