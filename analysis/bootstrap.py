@@ -217,7 +217,7 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
         cw = counts[lo : lo + chunk]
         starts = find_starts(cw, centred, lower, best_c, grid_c=grid_c, terms=terms, n_starts=n_starts, fix_E=fix_E)
         r, k = starts.shape[:2]
-        batch = minimize_batch(lambda y, rows: huber_objective(y, centred, cw[rows // k], delta),
+        batch = minimize_batch(lambda y, rows: huber_objective(y, centred, cw, delta, rows=rows // k),
                                starts.reshape(r * k, 5), lower, upper, ftol=1e-10)
         batch = flag_degenerate(batch, centred, w)
         fun = np.where(batch.converged, batch.fun, np.inf).reshape(r, k)

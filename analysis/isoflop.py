@@ -42,7 +42,7 @@ from scipy.stats import norm
 
 from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
-from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
+from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, fit_power_law_rows, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
 from analysis.table import usable_runs
 
@@ -410,11 +410,11 @@ def _fit_laws(profiles, sigma: float, per_token: ComputePerToken, *, n_bootstrap
         rng = np.random.default_rng(seed)
         # the vertices scatter about the law more than their noise explains: widen (analysis.lack_of_fit)
         draws = log_n + lack_of_fit * se * rng.standard_normal((n_bootstrap, len(used)))
-        samples = np.array([(f.k, f.p) for f in (fit_power_law(compute, np.exp(row)) for row in draws)])
+        samples = np.column_stack(fit_power_law_rows(compute, np.exp(draws)))
         a_interval = percentile_interval(samples[:, 1], level)
         # D* = C/f(N*) per budget: under f = 6N, b = 1 − a within each draw; else each draw's own D* law
-        b_samples = 1 - samples[:, 1] if per_token.is_6n else np.array(
-            [fit_power_law(compute, per_token.tokens(compute, np.exp(row))).p for row in draws])
+        b_samples = 1 - samples[:, 1] if per_token.is_6n else fit_power_law_rows(
+            compute, per_token.tokens(compute, np.exp(draws)))[1]
         b_interval = percentile_interval(b_samples, level)
         if lack_of_fit > 1:
             notes.append(f"intervals widened ×{lack_of_fit:.3g}: the budgets' N* scatter about the law more than "
