@@ -167,20 +167,23 @@ def huber_objective(theta: np.ndarray, data: LogData, weights: np.ndarray, delta
 
     theta: (S, 5) rows of (e, a, b, α, β); weights: (n,) shared, or (S, n) one row per vector, or (R, n)
     with `rows` (S,) naming each vector's row (a bootstrap's resamples, each shared by several starts).
+    With `rows`, data may also hold one row of runs per resample ((R, m) arrays: the runs it drew).
     r_i = logsumexp(e, a − α·log N_i, b − β·log D_i) − log L_i. Returns f (S,) and grad (S, 5).
     Huber_δ(r) = r²/2 for |r| ≤ δ, else δ·(|r| − δ/2); with h' = clip(r, −δ, δ) it is h'·(r − h'/2).
     Evaluated in cache-sized blocks of vectors (`BLOCK_ELEMENTS`).
     """
     theta, weights = np.asarray(theta, dtype=float), np.asarray(weights, dtype=float)
     f, grad = np.empty(len(theta)), np.empty((len(theta), 5))
-    for block in _blocks(len(theta), data.log_n.size):
+    per_row = data.log_n.ndim == 2
+    for block in _blocks(len(theta), data.log_n.shape[-1]):
         w = weights if weights.ndim == 1 else weights[block] if rows is None else weights[rows[block]]
-        f[block], grad[block] = _huber_block(theta[block], data, w, delta)
+        d = LogData(*(v[rows[block]] for v in (data.log_n, data.log_d, data.log_loss))) if per_row else data
+        f[block], grad[block] = _huber_block(theta[block], d, w, delta)
     return f, grad
 
 
 def _huber_block(theta: np.ndarray, data: LogData, weights: np.ndarray, delta: float):
-    """`huber_objective` on one block of vectors."""
+    """`huber_objective` on one block of vectors (data shared (n,), or one row per vector (S, m))."""
     e, a, b, alpha, beta = (theta[:, i : i + 1] for i in range(5))
     t_n = a - alpha * data.log_n  # (S, n)
     t_d = b - beta * data.log_d
@@ -192,8 +195,12 @@ def _huber_block(theta: np.ndarray, data: LogData, weights: np.ndarray, delta: f
     f = np.sum(weights * h_prime * (r - 0.5 * h_prime), axis=-1)
     c = weights * h_prime / total  # ∂f/∂(each exp term), before multiplying by the term
     c_n, c_d = c * x_n, c * x_d
+    if data.log_n.ndim == 1:
+        grad_alpha, grad_beta = c_n @ data.log_n, c_d @ data.log_d
+    else:
+        grad_alpha, grad_beta = np.einsum("ij,ij->i", c_n, data.log_n), np.einsum("ij,ij->i", c_d, data.log_d)
     grad = np.stack([np.sum(c * x_e, axis=-1), np.sum(c_n, axis=-1), np.sum(c_d, axis=-1),
-                     -(c_n @ data.log_n), -(c_d @ data.log_d)], axis=1)
+                     -grad_alpha, -grad_beta], axis=1)
     return f, grad
 
 
