@@ -13,7 +13,8 @@ How 1,000 replicates stay fast:
 - a resample is a vector of multiplicities (how often each run was drawn); the summed objective and
   every moment of the profile's linear solve are linear in them, so one matrix product with the
   (replicates × runs) count matrix profiles every replicate (or, for "grid", re-ranks the whole grid);
-- the L-BFGS runs of all replicates go through `lbfgs.minimize_batch` together.
+- the L-BFGS runs of all replicates go through `lbfgs.minimize_batch` together, each replicate's
+  objective over the runs it drew only (`_drawn`: ~1/e of the runs are not drawn).
 Percentile intervals (default 95%) use the converged replicates only; how many converged is reported
 next to every interval (`Interval.n_finite`).
 """

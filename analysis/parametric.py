@@ -152,7 +152,8 @@ class LogData:
 # Vectors × runs per block of `huber_objective` and `huber_terms`: each of their dozen temporaries is then
 # 128 KB and stays in a core's L2 cache, where one (2,000 × 240) temporary per operation, allocated afresh
 # in main memory, made the bootstrap's objective ~4× slower (benchmarks/fit_speed.py). A vector's value
-# comes from the same operations in any block, so blocking changes no bit of the result.
+# comes from the same operations in any block: blocking changes at most the rounding of the BLAS
+# matrix-vector products (a threaded BLAS may split a product differently by its shape).
 BLOCK_ELEMENTS = 16_384
 
 

@@ -37,8 +37,10 @@ def _thetas(n, seed=0):
 
 
 def test_blocked_objective_equals_one_block(centred, monkeypatch):
-    """Blocks of vectors change no value: f and the gradient equal the one-block evaluation bit for bit
-    (weights shared, one row per vector, or one row per resample with `rows`)."""
+    """Blocks of vectors change no value: f and the gradient equal the one-block evaluation (weights shared,
+    one row per vector, or one row per resample with `rows`); f bit for bit, the gradient within 1e-13
+    of its largest component (its α and β parts are BLAS matrix-vector products, which a threaded BLAS may
+    split differently by shape)."""
     theta = _thetas(700)
     counts = np.random.default_rng(1).integers(0, 3, size=(350, centred.log_n.size)).astype(float)
     rows = np.arange(700) // 2
@@ -49,7 +51,7 @@ def test_blocked_objective_equals_one_block(centred, monkeypatch):
     for case, (f, g) in zip(cases, blocked):
         f1, g1 = huber_objective(theta, centred, **case)
         np.testing.assert_array_equal(f, f1)
-        np.testing.assert_array_equal(g, g1)
+        np.testing.assert_allclose(g, g1, rtol=1e-13, atol=1e-13 * np.abs(g1).max())
 
 
 def test_objective_over_drawn_runs_equals_all_runs(centred):
