@@ -176,6 +176,8 @@ def huber_objective(theta: np.ndarray, data: LogData, weights: np.ndarray, delta
     theta, weights = np.asarray(theta, dtype=float), np.asarray(weights, dtype=float)
     f, grad = np.empty(len(theta)), np.empty((len(theta), 5))
     per_row = data.log_n.ndim == 2
+    if per_row and rows is None:
+        raise ValueError("data with one row of runs per resample needs `rows`, the resample of each vector")
     for block in _blocks(len(theta), data.log_n.shape[-1]):
         w = weights if weights.ndim == 1 else weights[block] if rows is None else weights[rows[block]]
         d = LogData(*(v[rows[block]] for v in (data.log_n, data.log_d, data.log_loss))) if per_row else data
