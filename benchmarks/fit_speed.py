@@ -54,7 +54,10 @@ def parse_args():
     p.add_argument("--smoke-test", action="store_true", help="tiny run to check the script works")
     p.add_argument("--time-fit-all", metavar="CSV", help=argparse.SUPPRESS)  # the subprocess worker
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
-    return p.parse_args()
+    args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be ≥ 1, got {args.repeats}")
+    return args
 
 
 def best_time(function, repeats=3):
