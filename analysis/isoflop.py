@@ -38,11 +38,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+# scipy.special, not scipy.stats: the same values without scipy.stats' import (~1 s of `scaling fit` under load)
+from scipy.special import ndtri
 
 from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
-from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
+from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, fit_power_law_rows, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
 from analysis.table import usable_runs
 
@@ -323,7 +324,7 @@ def _profile(budget: float, group: pd.DataFrame, sigma: float, threshold: float 
         status = "outside"
     else:
         status = STATUS_OK
-    half = norm.ppf(0.5 + level / 2) * parabola.vertex_se
+    half = ndtri(0.5 + level / 2) * parabola.vertex_se
     with np.errstate(over="ignore"):  # a nearly flat profile puts its vertex far away: inf, flagged "outside"
         n_opt = float(np.exp(parabola.vertex)) if math.isfinite(parabola.vertex) else math.nan
         interval = ((float(np.exp(parabola.vertex - half)), float(np.exp(parabola.vertex + half)))
@@ -410,11 +411,11 @@ def _fit_laws(profiles, sigma: float, per_token: ComputePerToken, *, n_bootstrap
         rng = np.random.default_rng(seed)
         # the vertices scatter about the law more than their noise explains: widen (analysis.lack_of_fit)
         draws = log_n + lack_of_fit * se * rng.standard_normal((n_bootstrap, len(used)))
-        samples = np.array([(f.k, f.p) for f in (fit_power_law(compute, np.exp(row)) for row in draws)])
+        samples = np.column_stack(fit_power_law_rows(compute, np.exp(draws)))
         a_interval = percentile_interval(samples[:, 1], level)
         # D* = C/f(N*) per budget: under f = 6N, b = 1 − a within each draw; else each draw's own D* law
-        b_samples = 1 - samples[:, 1] if per_token.is_6n else np.array(
-            [fit_power_law(compute, per_token.tokens(compute, np.exp(row))).p for row in draws])
+        b_samples = 1 - samples[:, 1] if per_token.is_6n else fit_power_law_rows(
+            compute, per_token.tokens(compute, np.exp(draws)))[1]
         b_interval = percentile_interval(b_samples, level)
         if lack_of_fit > 1:
             notes.append(f"intervals widened ×{lack_of_fit:.3g}: the budgets' N* scatter about the law more than "
