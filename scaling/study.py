@@ -247,7 +247,9 @@ def run_study(
     started = time.monotonic()
 
     sweep_plan = plan(config)  # once: the sweep, the validation seed and the depth note read it
-    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, C = {sweep_plan.total_C:.3g} FLOPs in all")
+    spent = (f"{sweep_plan.total_flops:.3g} exact FLOPs in all (trunks shared)" if sweep_plan.branching
+             else f"C = {sweep_plan.total_C:.3g} FLOPs in all")  # a branch's C counts its trunk's share again
+    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, {spent}")
     launched = launch(config, store=store, sweep_plan=sweep_plan, address=address, on_progress=on_progress)
     if launched.interrupted:
         raise KeyboardInterrupt
