@@ -145,13 +145,8 @@ def plot_envelope(curves: pd.DataFrame, fit: EnvelopeFit, *, ax: Axes | None = N
         ax.plot(compute, curve["loss"], color=cmap(shade), lw=0.7, alpha=0.6)
     ax.scatter(fit.levels, fit.loss, s=14, color=APPROACH_COLOURS[1], edgecolors="black", linewidths=0.4,
                zorder=3, label="envelope (minimum over runs)")
-    _size_colourbar(ax, cmap, lo, hi)
-    ax.set_xscale("log")
-    _log_loss_axis(ax)
-    ax.set_xlabel("compute C = 6·N·tokens (FLOPs)")
-    ax.set_ylabel("training loss (nats/token)")
-    ax.set_title("Training curves and their envelope (Approach 1)")
-    ax.legend(fontsize="small", frameon=False)
+    _finish_curves(ax, cmap, lo, hi, xlabel="compute C = 6·N·tokens (FLOPs)", ylabel="training loss (nats/token)",
+                   title="Training curves and their envelope (Approach 1)")
     return ax
 
 
@@ -174,14 +169,20 @@ def plot_wsd_lines(lines: Sequence[TrunkLine], *, ax: Axes | None = None) -> Axe
     ax.plot([], [], color="grey", lw=1.2, label="trunk (stable learning rate)")
     ax.plot([], [], color="grey", lw=0.9, ls="--", label="cooldown branch")
     ax.scatter([], [], s=26, facecolors="white", edgecolors="grey", label="branch end (a fitted run)")
+    _finish_curves(ax, cmap, lo, hi, xlabel="training tokens D", ylabel="validation loss (nats/token)",
+                   title="WSD trunks and their cooldown branches")
+    return ax
+
+
+def _finish_curves(ax: Axes, cmap, lo: float, hi: float, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Loss curves coloured by size: the size colour bar, log axes, labels and the legend."""
     _size_colourbar(ax, cmap, lo, hi)
     ax.set_xscale("log")
     _log_loss_axis(ax)
-    ax.set_xlabel("training tokens D")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("WSD trunks and their cooldown branches")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize="small", frameon=False)
-    return ax
 
 
 def _size_colourbar(ax: Axes, cmap, lo: float, hi: float) -> None:

@@ -230,35 +230,15 @@ def run_study(
     written. `validation_multiples` (× the largest budget) overrides the sweep file's `validation.multiples`."""
     from analysis.plots import save_all_plots  # noqa: PLC0415
     from analysis.study_fit import fit_all  # noqa: PLC0415
-    from scaling.prediction_file import fix_prediction  # noqa: PLC0415
     from scaling.report import write_report  # noqa: PLC0415
-    from sweeps.launch import launch, prepare_sweep_corpus  # noqa: PLC0415
-    from sweeps.plan import plan  # noqa: PLC0415
 
     _check_predictor(predictor)  # before the sweep, not after it
-    multiples = config.validation.multiples
-    if validation_multiples is not None:
-        try:
-            multiples = ValidationSection(multiples=tuple(validation_multiples)).multiples
-        except ValueError as e:
-            raise ValueError(f"validation_multiples: {e}") from None
+    multiples = _multiples(config, validation_multiples)
     store, out_dir = Path(store).resolve(), Path(out_dir)
     timings = {}
     started = time.monotonic()
-
-    sweep_plan = plan(config)  # once: the sweep, the validation seed and the depth note read it
-    spent = (f"{sweep_plan.total_flops:.3g} exact FLOPs in all (trunks shared)" if sweep_plan.branching
-             else f"C = {sweep_plan.total_C:.3g} FLOPs in all")  # a branch's C counts its trunk's share again
-    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, {spent}")
-    launched = launch(config, store=store, sweep_plan=sweep_plan, address=address, on_progress=on_progress)
-    if launched.interrupted:
-        raise KeyboardInterrupt
-    # once: the launch prepared the corpus after reaching Ray and checking every node sees the store
-    # (nothing written before); only a sweep with nothing left to train leaves it to the study
-    corpus = launched.corpus or prepare_sweep_corpus(config, store)
-    log(f"corpus: {'opened from the cache' if corpus.from_cache else 'tokenized'} at {corpus.path}")
+    sweep_plan, launched, corpus = _sweep(config, store, address=address, on_progress=on_progress, log=log)
     timings["sweep_seconds"] = time.monotonic() - started
-    log(f"sweep: {launched.message}")
 
     t = time.monotonic()
     points = [r for r in sweep_plan.runs if not r.spec.trunk]  # a WSD sweep's trunks are not points
@@ -268,11 +248,8 @@ def run_study(
     log(f"fitted {fit.n_runs} runs in {timings['fit_seconds']:.1f} s; headline: {fit.headline_for(predictor).name}")
 
     largest = max(r.spec.budget or r.C for r in sweep_plan.runs)
-    seed = validation_seed(sweep_plan)
-    template = dataclasses.replace(points[0].spec, trunk_id=None, branch_step=None)  # a WSD branch: trained alone
-    designs = [validation_spec(config, template, fit, m * largest, predictor, seed=seed) for m in multiples]
-    fixed = fix_prediction(out_dir / PREDICTION_FILE, fit=fit, headline=designs[0].headline,
-                           runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
+    designs, fixed = _fix_validation(config, sweep_plan, fit, [m * largest for m in multiples], multiples,
+                                     predictor, out_dir / PREDICTION_FILE)
     log(f"{fixed.path}: {fixed.message}")  # written (or kept) before any validation run trains
     t = time.monotonic()
     validations = tuple(_validate(config, d, store, corpus.path, sweep_plan, fixed.record.created, log)
@@ -297,6 +274,53 @@ def run_study(
     )
     paths = write_report(summary, out_dir)
     return StudyResult(summary=summary, report_path=paths["md"], html_path=paths["html"], summary_path=paths["json"])
+
+
+def _multiples(config: SweepConfig, validation_multiples: tuple[float, ...] | None) -> tuple[float, ...]:
+    """The validation budgets as multiples of the largest: the caller's, checked as the sweep file's are, or
+    the sweep file's `validation.multiples`."""
+    if validation_multiples is None:
+        return config.validation.multiples
+    try:
+        return ValidationSection(multiples=tuple(validation_multiples)).multiples
+    except ValueError as e:
+        raise ValueError(f"validation_multiples: {e}") from None
+
+
+def _sweep(config: SweepConfig, store: Path, *, address: str | None, on_progress, log):
+    """Plan the sweep once (the launch, the validation seed and the depth note read the same plan), train
+    what is not done, and return (plan, launch report, the corpus every run trains on)."""
+    from sweeps.launch import launch, prepare_sweep_corpus  # noqa: PLC0415
+    from sweeps.plan import plan  # noqa: PLC0415
+
+    sweep_plan = plan(config)
+    spent = (f"{sweep_plan.total_flops:.3g} exact FLOPs in all (trunks shared)" if sweep_plan.branching
+             else f"C = {sweep_plan.total_C:.3g} FLOPs in all")  # a branch's C counts its trunk's share again
+    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, {spent}")
+    launched = launch(config, store=store, sweep_plan=sweep_plan, address=address, on_progress=on_progress)
+    if launched.interrupted:
+        raise KeyboardInterrupt
+    # once: the launch prepared the corpus after reaching Ray and checking every node sees the store
+    # (nothing written before); only a sweep with nothing left to train leaves it to the study
+    corpus = launched.corpus or prepare_sweep_corpus(config, store)
+    log(f"corpus: {'opened from the cache' if corpus.from_cache else 'tokenized'} at {corpus.path}")
+    log(f"sweep: {launched.message}")
+    return sweep_plan, launched, corpus
+
+
+def _fix_validation(config: SweepConfig, sweep_plan, fit, budgets: list[float], multiples: tuple[float, ...],
+                    predictor: str, path: Path):
+    """Design the validation runs (the sweep's family, a seed no sweep run used) and write down what they are
+    predicted to reach, before any trains. Returns (designs, the fixed prediction file)."""
+    from scaling.prediction_file import fix_prediction  # noqa: PLC0415
+
+    seed = validation_seed(sweep_plan)
+    points = [r for r in sweep_plan.runs if not r.spec.trunk]
+    template = dataclasses.replace(points[0].spec, trunk_id=None, branch_step=None)  # a WSD branch: trained alone
+    designs = [validation_spec(config, template, fit, budget, predictor, seed=seed) for budget in budgets]
+    fixed = fix_prediction(path, fit=fit, headline=designs[0].headline,
+                           runs=tuple(d.planned(m) for d, m in zip(designs, multiples)))
+    return designs, fixed
 
 
 def _validate(config: SweepConfig, design: ValidationDesign, store: Path, corpus_path: Path, sweep_plan,

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.wsd import branch_step, line_of
 from lm.accounting import training_flops_per_token
-from sweeps.config import SweepConfigError, load_sweep
+from sweeps.config import SweepConfigError, load_sweep, parse_sweep
 from sweeps.plan import plan
 from sweeps.wsd import Branching
 
@@ -83,3 +83,24 @@ def test_adding_a_budget_keeps_every_existing_id_and_adds_trunks_that_start_from
     assert set(before.run_ids) < set(after.run_ids)
     new_trunks = set(after.branching.trunks) - set(before.branching.trunks)
     assert any(after.branching.starts.get(t, (None,))[0] in before.branching.trunks for t in new_trunks)
+
+
+def test_a_grid_sweep_trains_one_line_per_size_with_a_branch_per_token_count():
+    """Grid sweeps over (N, D) share trunks the same way: one line per size, a branch at every D."""
+    grid_file = {
+        "name": "grid-wsd", "kind": "grid", "family": {"depth": 2, "head_size": 4},
+        "corpus": {"source": "stdlib", "vocab_size": 257, "max_bytes": 300_000},
+        "training": {"context_length": 64, "batch_size": 16, "lr": 1.0e-2, "schedule": "wsd",
+                     "cooldown": {"fraction": 0.2, "shape": "1-sqrt"}, "eval_tokens": 4096},
+        "grid": {"N": [2.0e4, 4.0e4], "D": [204_800, 409_600, 819_200]},
+        "wsd": {"warmup_tokens": 5120},
+    }
+    grid_plan = plan(parse_sweep(grid_file))
+    b = grid_plan.branching
+    assert len(b.branches) == 6 and len(b.trunks) == 6  # 2 sizes × 3 token counts, a trunk per branch step
+    lines = {}
+    for branch in b.branches.values():
+        lines.setdefault(line_of(branch), set()).add(branch.tokens)
+    assert sorted(len(v) for v in lines.values()) == [3, 3]  # each size: one line, branched at all three D
+    totals = grid_plan.to_dict()["totals"]
+    assert totals["flops_total"] < 0.75 * totals["flops_if_separate"]
