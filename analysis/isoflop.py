@@ -45,7 +45,7 @@ from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, fit_power_law_rows, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
-from analysis.table import usable_runs
+from analysis.table import CleanTable, clean_table, warn_excluded
 
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
 MAD_TO_SIGMA = 1.4826
@@ -170,20 +170,28 @@ def _own_noise_scale(x, y, resid) -> float:
 
 
 def prepare_runs(runs: pd.DataFrame, required, *, what: str) -> pd.DataFrame:
-    """The usable runs for a fit: `table.usable_runs` (warns naming each excluded run), the `required`
+    """`prepare_table`'s rows for a fit called by a library user: its note raised as an ExcludedRunsWarning."""
+    prepared = prepare_table(runs, required, what=what)
+    warn_excluded(prepared.notes, stacklevel=3)
+    return prepared.table
+
+
+def prepare_table(runs: pd.DataFrame, required, *, what: str) -> CleanTable:
+    """The usable runs for a fit: `table.clean_table` (a note naming each excluded run), the `required`
     columns checked (ValueError naming them), C = 6·N·D filled where the column is absent."""
     if not isinstance(runs, pd.DataFrame):
         raise TypeError(f"{what}: runs must be a pandas DataFrame, got {type(runs).__name__}")
     missing = [c for c in required if c not in runs.columns and not (c == "C" and {"N", "D"} <= set(runs.columns))]
     if missing:
         raise ValueError(f"runs: missing column(s) {missing} needed for {what}; columns are {list(runs.columns)}")
-    runs = usable_runs(runs, source=what, stacklevel=3)
+    cleaned = clean_table(runs, source=what)
+    runs = cleaned.table
     if "C" not in runs.columns or runs["C"].isna().any():
         c_from_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)
         runs = runs.assign(C=runs["C"].fillna(c_from_nd) if "C" in runs.columns else c_from_nd)
     if runs.empty:
         raise ValueError(f"{what}: no usable runs")
-    return runs
+    return CleanTable(runs, cleaned.notes)
 
 
 def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_missing: bool = False) -> pd.Series:

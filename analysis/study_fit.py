@@ -41,7 +41,7 @@ from analysis.powerlaw import percentile_interval
 from analysis.prediction import (APPROACH_NAMES, NAN_PAIR, PREDICTOR_NAMES, PREDICTORS, UNKNOWN, Allocation, Estimate,
                                  Headline, NoFitError, Prediction, allocation_from_n_opt, choose_headline)
 from analysis.serialize import from_tree, to_tree
-from analysis.table import usable_runs
+from analysis.table import clean_table
 
 APPROACH_KEYS = {1: "approach1", 2: "approach2", 3: "approach3"}
 
@@ -288,12 +288,12 @@ def fit_all(
         raise ValueError(f"level must be in (0, 1), got {level}")
     fits = _Fits()
     boot = dict(n_bootstrap=n_bootstrap, level=level, seed=seed)
+    cleaned = clean_table(runs, source="fit_all")
+    runs = cleaned.table
+    if runs.empty:
+        raise NoFitError(f"no usable runs to fit: {'; '.join(cleaned.notes) or 'the table is empty, or every row was excluded'}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = usable_runs(runs, source="fit_all")
-        if runs.empty:
-            excluded = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or "the table is empty, or every row was excluded"
-            raise NoFitError(f"no usable runs to fit: {excluded}")
         scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
         per_token = from_runs(scaling_runs)  # every C → D conversion below divides by this f(N)
         if not per_token.is_6n:
@@ -318,7 +318,8 @@ def fit_all(
         approach3_bootstrap=r.get("approach3_bootstrap"), frontier=r.get("frontier"), kaplan=r.get("kaplan"),
         lr_law=r.get("lr_law"), batch_law=r.get("batch_law"), consistency=r.get("consistency"),
         backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
-        skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
+        skipped=tuple(fits.skipped),
+        warnings=tuple(dict.fromkeys([*cleaned.notes, *fits.warnings, *(str(w.message) for w in caught)])),
         notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
         noise_floor=noise_floor(runs), lr_horizon_law=r.get("lr_horizon_law"), per_token=per_token,
     )
@@ -326,11 +327,13 @@ def fit_all(
 
 @dataclass
 class _Fits:
-    """What fit_all has so far: results by name, components skipped with their reasons, notes."""
+    """What fit_all has so far: results by name, components skipped with their reasons, notes, and the
+    warnings the fits returned in their results (for the caller to print once)."""
 
     results: dict = dataclasses.field(default_factory=dict)
     skipped: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
 
     def attempt(self, name: str, function, *args, **kwargs) -> None:
         try:
