@@ -6,8 +6,9 @@ each valley: the lowest run and up to 2 sizes on each side of it (`profile_windo
 valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
 budget's compute-optimal size N*(C), and D*(C) = C / f(N*), f the table's compute per token (6·N under
 C = 6·N·D; analysis/compute_per_token.py). Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
-(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
-table shares: `prepare_table` (clean, check columns, fill C; `prepare_runs` warns its note) and `assign_budgets` (which IsoFLOP budget).
+(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds the helpers every fit of the
+results table shares: `prepare_table` (clean, check columns, fill C; `prepare_runs` warns its note) and
+`assign_budgets` (which IsoFLOP budget).
 
 Notable choices:
 - Robust to one outlier per budget by externally studentized residuals: the deleted (leave-one-out)

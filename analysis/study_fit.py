@@ -2,13 +2,13 @@
 consistency, backtest, and the headline predictor.
 
 `fit_all(runs, curves)` is what the CLI and the study call. It cleans the table once (`table.clean_table`:
-the exclusions become one note in the result). Where learning rate or batch size vary, the scaling-law fits (Approaches 1–3,
-Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the hyperparameter laws see
-every run. Each component runs independently: a component that cannot be fitted (too few budgets, no
-curves, no lr axis, ...) is recorded in `skipped` with the reason instead of failing the others. The fits
-are called with warn=False and return what they left out in their results' `notes`; those notes and the
-table's are collected once into `StudyFit.warnings`, and nothing is raised as a Python warning: callers
-print them (the CLI, once each).
+the exclusions become one note in the result). Where learning rate or batch size vary, the scaling-law fits
+(Approaches 1–3, Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the
+hyperparameter laws see every run. Each component runs independently: a component that cannot be fitted
+(too few budgets, no curves, no lr axis, ...) is recorded in `skipped` with the reason instead of failing
+the others. The fits are called with warn=False and return what they left out in their results' `notes`;
+those notes and the table's are collected once into `StudyFit.warnings`, and nothing is raised as a Python
+warning: callers print them (the CLI, once each).
 `StudyFit.to_dict()` is the JSON form and `StudyFit.from_dict` loads it back into the same objects;
 `predict_at(C)` is the one prediction every command reads (`analysis.prediction`).
 

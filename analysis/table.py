@@ -90,7 +90,7 @@ class ExcludedRunsWarning(UserWarning):
     """Some runs were left out of an analysis; the message names each one and the reason."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: DataFrames have no truth value to compare by
 class CleanTable:
     """The rows left for analysis (a results table, or curves in long format) and the notes on what was
     left out: each note one message naming every excluded run (or row) and its reason, for the caller to
