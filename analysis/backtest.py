@@ -19,7 +19,6 @@ Notable choices:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -144,7 +143,7 @@ def backtest(
 
     n_opt_predictions = []
     held_budgets = assign_budgets(held, fill_missing=True)
-    approach2 = _quiet(fit_isoflop, train, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    approach2 = _isoflop(train, n_bootstrap=n_bootstrap, level=level, seed=seed)
     approach2_ok = not isinstance(approach2, Exception) and approach2.success
     frontier_predictions = []
     if approach2_ok:
@@ -157,7 +156,7 @@ def backtest(
         notes.append(f"Approach 2 on the training runs: {approach2 if isinstance(approach2, Exception) else approach2.message}")
     for budget in np.sort(held_budgets.unique()):
         members = held[held_budgets == budget]
-        actual = _quiet(fit_isoflop, members, n_bootstrap=0)
+        actual = _isoflop(members, n_bootstrap=0)
         if isinstance(actual, Exception) or not actual.profiles[0].included:
             status = "< 3 sizes" if isinstance(actual, Exception) else actual.profiles[0].status
             notes.append(f"held-out budget {budget:.3g}: no N_opt to compare ({status})")
@@ -192,12 +191,10 @@ def backtest(
     )
 
 
-def _quiet(fit_function, runs, **kwargs):
-    """An IsoFLOP fit with its warnings silenced (what matters here, a held-out budget without a bracketed
-    minimum or Approach 2 failing on the training runs, goes into the backtest's message); an error is returned."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return fit_function(runs, **kwargs)
-        except ValueError as error:
-            return error
+def _isoflop(runs, **kwargs):
+    """An IsoFLOP fit that does not warn (what matters here, a held-out budget without a bracketed minimum or
+    Approach 2 failing on the training runs, goes into the backtest's message); an error is returned."""
+    try:
+        return fit_isoflop(runs, warn=False, **kwargs)
+    except ValueError as error:
+        return error

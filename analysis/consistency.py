@@ -44,6 +44,13 @@ class ConsistencyResult:
     consistent: bool
     message: str
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The warning `check_consistency` raises, as a message (none when no pair disagrees)."""
+        if not self.disagreements:
+            return ()
+        return ("scaling exponents disagree between approaches: " + "; ".join(self.disagreements),)
+
 
 def exponents_of(fit, approach: str) -> ExponentEstimate:
     """ExponentEstimate from any result exposing a, a_interval, b, b_interval (Approaches 1 and 2)."""
@@ -68,7 +75,7 @@ def _overlap(first: tuple[float, float], second: tuple[float, float]) -> bool:
 def check_consistency(estimates: Sequence[ExponentEstimate], *, warn: bool = True) -> ConsistencyResult:
     """Compare every pair of estimates' intervals for a and for b; warn when any pair is disjoint."""
     estimates = tuple(estimates)
-    disagreements, notes, compared = [], [], 0
+    disagreements, uncompared, compared = [], [], 0
     for name in ("a", "b"):
         with_interval = [e for e in estimates if _has_interval(getattr(e, f"{name}_interval"))]
         for first, second in combinations(with_interval, 2):
@@ -78,15 +85,15 @@ def check_consistency(estimates: Sequence[ExponentEstimate], *, warn: bool = Tru
                 disagreements.append(
                     f"{name}: {first.approach} gives {getattr(first, name):.3f} [{i1[0]:.3f}, {i1[1]:.3f}] but "
                     f"{second.approach} gives {getattr(second, name):.3f} [{i2[0]:.3f}, {i2[1]:.3f}]: intervals do not overlap")
-    notes += [f"{e.approach}: no interval, not compared" for e in estimates if not _has_interval(e.a_interval)]
-    if disagreements and warn:
-        warnings.warn("scaling exponents disagree between approaches: " + "; ".join(disagreements),
-                      InconsistentExponentsWarning, stacklevel=2)
+    uncompared += [f"{e.approach}: no interval, not compared" for e in estimates if not _has_interval(e.a_interval)]
     if compared == 0:
         head = f"nothing to compare: {len(estimates)} estimate(s), fewer than 2 with intervals"
     elif disagreements:
         head = f"{len(disagreements)} disagreement(s): " + "; ".join(disagreements)
     else:
         head = f"all {compared} interval pair(s) overlap"
-    message = "; ".join([head] + notes)
-    return ConsistencyResult(estimates, tuple(disagreements), compared > 0 and not disagreements, message)
+    result = ConsistencyResult(estimates, tuple(disagreements), compared > 0 and not disagreements,
+                               "; ".join([head] + uncompared))
+    for note in result.notes if warn else ():
+        warnings.warn(note, InconsistentExponentsWarning, stacklevel=2)
+    return result

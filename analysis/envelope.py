@@ -34,6 +34,7 @@ import pandas as pd
 
 from analysis.compute_per_token import SIX_N, ComputePerToken, fit_compute_per_token
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, percentile_interval
+from analysis.table import CleanTable
 
 # Curves of one IsoFLOP budget end at C equal up to rounding of N and D (≈ 1e-7 relative): a curve counts
 # as covering C within 0.1% beyond its ends (its end value held), so the top level sees the whole budget.
@@ -66,21 +67,22 @@ class EnvelopeFit(AllocationLaw):
     success: bool
     message: str
     per_token: ComputePerToken = SIX_N  # C = f(N)·D: D at a level is C / f(N) (analysis/compute_per_token.py)
+    notes: tuple[str, ...] = ()  # the curve points and runs left out, each a message `fit_envelope` can warn with
 
 
-def clean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+def clean_curves(curves: pd.DataFrame) -> CleanTable:
     """Curve rows usable for the envelope: finite, positive N, tokens and loss; runs with ≥ 2 points.
 
-    Raises ValueError for missing columns; warns with the count of rows and runs excluded.
+    Raises ValueError for missing columns; a note gives the count of rows, and one the runs, excluded.
     """
     missing = [c for c in ("run_id", "N", "tokens", "loss") if c not in curves.columns]
     if missing:
         raise ValueError(f"curves: missing column(s) {missing} needed for the training-curve envelope")
     values = curves[["N", "tokens", "loss"]].apply(pd.to_numeric, errors="coerce").astype(float)  # 6·N·D > int64
     good = np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)
+    notes = []
     if not good.all():
-        warnings.warn(f"curves: {int((~good).sum())} row(s) with NaN or non-positive N, tokens or loss excluded",
-                      stacklevel=3)
+        notes.append(f"curves: {int((~good).sum())} row(s) with NaN or non-positive N, tokens or loss excluded")
     # C along a curve: the run's own compute per token (its row's C / D, analysis/compute.py) where known, else 6·N
     per_token = (pd.to_numeric(curves["C_per_token"], errors="coerce").astype(float).fillna(6 * values["N"])
                  if "C_per_token" in curves.columns else 6 * values["N"])
@@ -88,9 +90,9 @@ def clean_curves(curves: pd.DataFrame) -> pd.DataFrame:
     sizes = kept.groupby("run_id")["C"].nunique()
     short = sizes.index[sizes < 2]
     if len(short):
-        warnings.warn(f"curves: run(s) {sorted(map(str, short))} have < 2 points and are excluded", stacklevel=3)
+        notes.append(f"curves: run(s) {sorted(map(str, short))} have < 2 points and are excluded")
         kept = kept[~kept["run_id"].isin(short)]
-    return kept
+    return CleanTable(kept, tuple(notes))
 
 
 def _interpolated_losses(curves: pd.DataFrame, levels: np.ndarray):
@@ -140,12 +142,14 @@ def fit_envelope(
     level: float = 0.95,
     seed: int = 0,
     per_token: ComputePerToken | None = None,
+    warn: bool = True,
 ) -> EnvelopeFit:
     """Approach 1: envelope of loss vs C = 6·N·tokens over all curves, then N_opt = k·C^a and D_opt = k'·C^b.
 
     curves: long format with run_id, N, tokens, loss (one row per evaluation), C_per_token where known.
     per_token: f, which turns a level into tokens (D = C / f(N)); None fits it to the curves' N and
-    C_per_token (6·N without that column). Raises ValueError when fewer
+    C_per_token (6·N without that column). The curve rows left out (`clean_curves`) are in `notes`, and
+    warned of unless `warn` is False (`fit_all` reports the notes itself). Raises ValueError when fewer
     than 2 runs or 2 model sizes remain, or when no FLOP level is covered by `min_covering_runs` curves.
     """
     if n_levels < 3:
@@ -154,7 +158,10 @@ def fit_envelope(
         raise ValueError(f"min_covering_runs must be ≥ 1 and n_bootstrap ≥ 0, got {min_covering_runs}, {n_bootstrap}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    curves = clean_curves(curves)
+    cleaned = clean_curves(curves)
+    for note in cleaned.notes if warn else ():
+        warnings.warn(note, stacklevel=2)
+    curves = cleaned.table
     if per_token is None:
         runs = curves.groupby("run_id").first()
         per_token = fit_compute_per_token(runs["N"], runs["C"] / runs["tokens"])
@@ -181,7 +188,7 @@ def fit_envelope(
         return EnvelopeFit(levels[keep], sizes[winners[keep]], per_token.tokens(levels[keep], sizes[winners[keep]]),
                            losses[winners[keep], np.flatnonzero(keep)], tuple(run_ids[i] for i in winners[keep]),
                            None, None, math.nan, nan_pair, math.nan, nan_pair, math.nan, math.nan,
-                           np.empty((0, 2)), level, False, message, per_token=per_token)
+                           np.empty((0, 2)), level, False, message, per_token=per_token, notes=cleaned.notes)
     used, win = levels[keep], winners[keep]
     n_points, d_points = sizes[win], per_token.tokens(used, sizes[win])
     n_law, d_law = fit_power_law(used, n_points), fit_power_law(used, d_points)
@@ -208,5 +215,5 @@ def fit_envelope(
         levels=used, n_opt_points=n_points, d_opt_points=d_points, loss=losses[win, np.flatnonzero(keep)],
         run_ids=tuple(run_ids[i] for i in win), n_law=n_law, d_law=d_law, a=float(n_law.p), a_interval=a_interval,
         b=float(d_law.p), b_interval=b_interval, k_n=float(n_law.k), k_d=float(d_law.k), law_samples=samples,
-        level=level, success=True, message="; ".join(notes), per_token=per_token,
+        level=level, success=True, message="; ".join(notes), per_token=per_token, notes=cleaned.notes,
     )

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.isoflop import Parabola, assign_budgets, fit_parabola, pooled_noise_scale, prepare_runs
+from analysis.isoflop import Parabola, assign_budgets, fit_parabola, pooled_noise_scale, prepare_table
 from analysis.powerlaw import PowerLawFit, fit_power_law, percentile_interval
 from analysis.replicates import best_setting_per_cell
+from analysis.table import warn_excluded
 
 HYPERPARAMETERS = ("lr", "batch_size")
 
@@ -70,6 +71,7 @@ class HyperparamFit:
     level: float
     success: bool
     message: str
+    notes: tuple[str, ...] = ()  # the runs left out, each a message `fit_hyperparam_law` can warn with
 
     def predict(self, compute) -> np.ndarray:
         """h_opt at compute C (FLOPs)."""
@@ -133,8 +135,11 @@ def fit_hyperparam_law(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    warn: bool = True,
 ) -> HyperparamFit:
     """Best `column` per cell from a parabola in log `column`, then column_opt = k·C^p with bootstrap intervals.
+
+    The runs left out are named in `notes`, and warned of unless `warn` is False (`fit_all` reports the notes).
 
     Raises ValueError for a missing column or when no cell has ≥ 3 distinct values of it.
     """
@@ -144,13 +149,18 @@ def fit_hyperparam_law(
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be ≥ 0, got {n_bootstrap}")
-    runs = prepare_runs(runs, (column, "N", "C", "loss"), what=f"the {column} law")
+    prepared = prepare_table(runs, (column, "N", "C", "loss"), what=f"the {column} law")
+    if warn:
+        warn_excluded(prepared.notes)
+    runs, excluded = prepared.table, list(prepared.notes)
     bad = ~(pd.to_numeric(runs[column], errors="coerce").astype(float) > 0)
     skipped = []
     if bad.any():
         ids = list(runs.loc[bad, "run_id"]) if "run_id" in runs.columns else list(runs.index[bad])
         skipped.append((f"{int(bad.sum())} run(s)", f"{column} missing or ≤ 0: {ids}"))
-        warnings.warn(f"{column} law: run(s) {ids} excluded ({column} missing or ≤ 0)", stacklevel=2)
+        excluded.append(f"{column} law: run(s) {ids} excluded ({column} missing or ≤ 0)")
+        if warn:
+            warnings.warn(excluded[-1], stacklevel=2)
         runs = runs[~bad]
     groups = []
     for (compute, n, *rest), index in _cells(runs, column).groups.items():
@@ -177,7 +187,8 @@ def fit_hyperparam_law(
     if len(np.unique(compute)) < 2:
         return HyperparamFit(column, cells, tuple(skipped), None, math.nan, math.nan, nan_pair, nan_pair,
                              np.empty((0, 2)), level, False,
-                             "; ".join([f"need usable cells at ≥ 2 budgets, got {len(np.unique(compute))}"] + notes))
+                             "; ".join([f"need usable cells at ≥ 2 budgets, got {len(np.unique(compute))}"] + notes),
+                             tuple(excluded))
     optima = np.array([c.optimum for c in used])
     law = fit_power_law(compute, optima)
     rng = np.random.default_rng(seed)
@@ -194,4 +205,4 @@ def fit_hyperparam_law(
     p_interval = percentile_interval(samples[:, 1], level) if len(samples) else nan_pair
     message = "; ".join([f"{column}_opt law over {len(used)} cell(s) at {len(np.unique(compute))} budget(s)"] + notes)
     return HyperparamFit(column, cells, tuple(skipped), law, float(law.k), float(law.p), k_interval, p_interval,
-                         samples, level, True, message)
+                         samples, level, True, message, tuple(excluded))

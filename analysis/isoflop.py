@@ -6,8 +6,9 @@ each valley: the lowest run and up to 2 sizes on each side of it (`profile_windo
 valley's expansion at its minimum, and published sweeps sample far up its walls); its vertex is that
 budget's compute-optimal size N*(C), and D*(C) = C / f(N*), f the table's compute per token (6·N under
 C = 6·N·D; analysis/compute_per_token.py). Power laws N_opt = k·C^a and D_opt = k'·C^b across budgets follow
-(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds two helpers every fit of the results
-table shares: `prepare_runs` (clean, check columns, fill C) and `assign_budgets` (which IsoFLOP budget).
+(b = 1 − a when f = 6·N, as D* = C/(6·N*) at every budget). The module also holds the helpers every fit of the
+results table shares: `prepare_table` (clean, check columns, fill C; `prepare_runs` warns its note) and
+`assign_budgets` (which IsoFLOP budget).
 
 Notable choices:
 - Robust to one outlier per budget by externally studentized residuals: the deleted (leave-one-out)
@@ -45,7 +46,7 @@ from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, fit_power_law_rows, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
-from analysis.table import usable_runs
+from analysis.table import CleanTable, clean_table, warn_excluded
 
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
 MAD_TO_SIGMA = 1.4826
@@ -170,20 +171,28 @@ def _own_noise_scale(x, y, resid) -> float:
 
 
 def prepare_runs(runs: pd.DataFrame, required, *, what: str) -> pd.DataFrame:
-    """The usable runs for a fit: `table.usable_runs` (warns naming each excluded run), the `required`
+    """`prepare_table`'s rows for a fit called by a library user: its note raised as an ExcludedRunsWarning."""
+    prepared = prepare_table(runs, required, what=what)
+    warn_excluded(prepared.notes, stacklevel=3)
+    return prepared.table
+
+
+def prepare_table(runs: pd.DataFrame, required, *, what: str) -> CleanTable:
+    """The usable runs for a fit: `table.clean_table` (a note naming each excluded run), the `required`
     columns checked (ValueError naming them), C = 6·N·D filled where the column is absent."""
     if not isinstance(runs, pd.DataFrame):
         raise TypeError(f"{what}: runs must be a pandas DataFrame, got {type(runs).__name__}")
     missing = [c for c in required if c not in runs.columns and not (c == "C" and {"N", "D"} <= set(runs.columns))]
     if missing:
         raise ValueError(f"runs: missing column(s) {missing} needed for {what}; columns are {list(runs.columns)}")
-    runs = usable_runs(runs, source=what, stacklevel=3)
+    cleaned = clean_table(runs, source=what)
+    runs = cleaned.table
     if "C" not in runs.columns or runs["C"].isna().any():
         c_from_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)
         runs = runs.assign(C=runs["C"].fillna(c_from_nd) if "C" in runs.columns else c_from_nd)
     if runs.empty:
         raise ValueError(f"{what}: no usable runs")
-    return runs
+    return CleanTable(runs, cleaned.notes)
 
 
 def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_missing: bool = False) -> pd.Series:
@@ -264,6 +273,7 @@ class IsoFlopFit(AllocationLaw):
     significance: SignificanceTest | None = None
     lack_of_fit: float = 1.0
     per_token: ComputePerToken = SIX_N  # C = f(N)·D: D* = C / f(N*) (analysis/compute_per_token.py)
+    notes: tuple[str, ...] = ()  # what the fit left out (runs, budgets), each a message `fit_isoflop` can warn with
 
     @property
     def interval_reliable(self) -> bool:
@@ -345,11 +355,14 @@ def fit_isoflop(
     level: float = 0.95,
     seed: int = 0,
     per_token: ComputePerToken | None = None,
+    warn: bool = True,
 ) -> IsoFlopFit:
     """Approach 2: a parabola in log N per budget, then N_opt = k·C^a and D_opt = C / f(N_opt) ≈ k'·C^b.
 
-    runs: the results table (needs N, loss, and budget or C). Unusable rows are dropped by
-    `table.usable_runs` with a warning; budgets excluded from the law are named in `message`.
+    runs: the results table (needs N, loss, and budget or C). Unusable rows are dropped (`prepare_table`),
+    runs without a budget beside runs with one too, and budgets excluded from the law are named in `message`;
+    each of these is a message in `notes`, raised as a warning as well unless `warn` is False (for callers
+    that report the notes themselves: `fit_all`, the backtest, the calibration).
     per_token: f, the compute per token that turns a budget into tokens; None fits it to the runs' C/D.
     Raises ValueError if no budget has ≥ 3 distinct sizes.
     """
@@ -357,11 +370,20 @@ def fit_isoflop(
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be ≥ 0, got {n_bootstrap}")
-    runs = prepare_runs(runs, ("N", "D", "loss"), what="IsoFLOP profiles")
-    runs = runs.assign(budget=assign_budgets(runs))
+    prepared = prepare_table(runs, ("N", "D", "loss"), what="IsoFLOP profiles")
+    if warn:
+        warn_excluded(prepared.notes)
+    notes = list(prepared.notes)
+
+    def note(message: str) -> None:
+        notes.append(message)
+        if warn:
+            warnings.warn(message, stacklevel=3)
+
+    runs = prepared.table.assign(budget=assign_budgets(prepared.table))
     no_budget = runs["budget"].isna()
     if no_budget.any():
-        warnings.warn(f"IsoFLOP fit: {int(no_budget.sum())} run(s) without a budget (grid sweep) excluded", stacklevel=2)
+        note(f"IsoFLOP fit: {int(no_budget.sum())} run(s) without a budget (grid sweep) excluded")
         runs = runs[~no_budget]
     groups = [(float(b), g) for b, g in runs.groupby("budget", sort=True)]
     if not any(g["N"].nunique() >= 3 for _, g in groups):
@@ -369,14 +391,17 @@ def fit_isoflop(
     sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
     per_token = from_runs(runs) if per_token is None else per_token
     profiles = tuple(_profile(b, g, sigma, outlier_threshold, level, per_token) for b, g in groups)
+    excluded = [f"budget {p.budget:.3g}: {p.status}" for p in profiles if not p.included]
+    if excluded:
+        note("IsoFLOP fit: " + "; ".join(excluded) + " (excluded from the power law)")
     significance = profiles_against_constant((np.log(g["N"].to_numpy(float)), g["loss"].to_numpy(float))
                                              for _, g in groups)
     fit = _fit_laws(profiles, sigma, per_token, n_bootstrap=n_bootstrap, level=level, seed=seed)
     if significance.failed:  # analysis.significance: no law in noise
-        return dataclasses.replace(fit, success=False, significance=significance, message=(
+        return dataclasses.replace(fit, success=False, significance=significance, notes=tuple(notes), message=(
             f"the runs show no significant scaling: the IsoFLOP profiles are no better than a flat loss per budget "
             f"({significance.message}); {fit.message}"))
-    return dataclasses.replace(fit, significance=significance)
+    return dataclasses.replace(fit, significance=significance, notes=tuple(notes))
 
 
 def _windowed(group: pd.DataFrame):
@@ -390,8 +415,6 @@ def _windowed(group: pd.DataFrame):
 def _fit_laws(profiles, sigma: float, per_token: ComputePerToken, *, n_bootstrap: int, level: float,
               seed: int) -> IsoFlopFit:
     excluded = [f"budget {p.budget:.3g}: {p.status}" for p in profiles if not p.included]
-    if excluded:
-        warnings.warn("IsoFLOP fit: " + "; ".join(excluded) + " (excluded from the power law)", stacklevel=3)
     notes = excluded + [f"budget {p.budget:.3g}: outlier run {p.dropped_run_id} dropped"
                         for p in profiles if p.dropped_run_id]
     used = [p for p in profiles if p.included]

@@ -14,7 +14,6 @@ it is a yardstick for the slope, not a target for the intercept.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
 from analysis.hyperparams import best_per_cell  # noqa: E402
-from analysis.isoflop import prepare_runs  # noqa: E402
+from analysis.isoflop import prepare_table  # noqa: E402
 from analysis.kaplan import compute_frontier  # noqa: E402
 from analysis.prediction import APPROACH_NAMES, allocation_from_n_opt, tokens_at  # noqa: E402
 from analysis.wsd_lines import trunk_lines  # noqa: E402
@@ -441,9 +440,8 @@ def save_all_plots(study_fit: StudyFit, runs: pd.DataFrame, curves: pd.DataFrame
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = trunk_lines(runs, curves)  # a WSD sweep's, over every lr (before the best per cell is kept)
-    with warnings.catch_warnings():  # the fit already warned about the runs it excluded
-        warnings.simplefilter("ignore")
-        runs = best_per_cell(prepare_runs(runs, ("N", "D", "loss"), what="plots"))
+    # the quiet cleaning: the fit's result already names the runs it excluded
+    runs = best_per_cell(prepare_table(runs, ("N", "D", "loss"), what="plots").table)
     paths: list[Path] = []
 
     def single(name, draw, size=(7.0, 5.0)):

@@ -1,12 +1,14 @@
 """Fit a whole study at once: every approach, the loss frontier, the Kaplan fits, hyperparameter laws,
 consistency, backtest, and the headline predictor.
 
-`fit_all(runs, curves)` is what the CLI and the study call. It cleans the table once (the exclusions become
-one warning in the result). Where learning rate or batch size vary, the scaling-law fits (Approaches 1–3,
-Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the hyperparameter laws see
-every run. Each component runs independently: a component that cannot be fitted (too few budgets, no
-curves, no lr axis, ...) is recorded in `skipped` with the reason instead of failing the others. What the
-fits warn of is collected once into `StudyFit.warnings` and not raised again: callers print it.
+`fit_all(runs, curves)` is what the CLI and the study call. It cleans the table once (`table.clean_table`:
+the exclusions become one note in the result). Where learning rate or batch size vary, the scaling-law fits
+(Approaches 1–3, Kaplan, backtest) see only the best run of each (budget, N) and its curve, while the
+hyperparameter laws see every run. Each component runs independently: a component that cannot be fitted
+(too few budgets, no curves, no lr axis, ...) is recorded in `skipped` with the reason instead of failing
+the others. The fits are called with warn=False and return what they left out in their results' `notes`;
+those notes and the table's are collected once into `StudyFit.warnings`, and nothing is raised as a Python
+warning: callers print them (the CLI, once each).
 `StudyFit.to_dict()` is the JSON form and `StudyFit.from_dict` loads it back into the same objects;
 `predict_at(C)` is the one prediction every command reads (`analysis.prediction`).
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -41,7 +42,7 @@ from analysis.powerlaw import percentile_interval
 from analysis.prediction import (APPROACH_NAMES, NAN_PAIR, PREDICTOR_NAMES, PREDICTORS, UNKNOWN, Allocation, Estimate,
                                  Headline, NoFitError, Prediction, allocation_from_n_opt, choose_headline)
 from analysis.serialize import from_tree, to_tree
-from analysis.table import usable_runs
+from analysis.table import clean_table
 
 APPROACH_KEYS = {1: "approach1", 2: "approach2", 3: "approach3"}
 
@@ -53,8 +54,8 @@ class StudyFit:
     `headline` is the predictor every prediction leads with (`analysis.prediction`), chosen once here;
     `largest_budget` the largest compute among the fitted runs, from which predictions count how far out
     they are; `per_token` the runs' compute per token f(N), which turns every C into D = C / f(N)
-    (analysis/compute_per_token.py; 6·N in a fit file written before it); `warnings` what the fits warned
-    of, each once."""
+    (analysis/compute_per_token.py; 6·N in a fit file written before it); `warnings` what the cleaning and
+    the fits left out (their notes), each once."""
 
     approach1: EnvelopeFit | None
     approach2: IsoFlopFit | None
@@ -288,37 +289,38 @@ def fit_all(
         raise ValueError(f"level must be in (0, 1), got {level}")
     fits = _Fits()
     boot = dict(n_bootstrap=n_bootstrap, level=level, seed=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        runs = usable_runs(runs, source="fit_all")
-        if runs.empty:
-            excluded = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or "the table is empty, or every row was excluded"
-            raise NoFitError(f"no usable runs to fit: {excluded}")
-        scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
-        per_token = from_runs(scaling_runs)  # every C → D conversion below divides by this f(N)
-        if not per_token.is_6n:
-            fits.notes.append(f"tokens from compute: D = C / f(N), {per_token.describe()} (analysis/compute_per_token.py)")
-        _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot, per_token)
-        fits.attempt("kaplan", fit_kaplan, scaling_runs)
-        for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
-            if varies(runs, column):
-                fits.attempt(name, fit_hyperparam_law, runs, column, **boot)
-        if fits.ok("lr_law"):  # the same cell optima against N and D (Bjorck et al. 2024)
-            fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], per_token=per_token, **boot)
-        _check_consistency(fits)
-        if 3 not in approaches:
-            fits.skipped.append(("backtest", "Approach 3 not requested"))
-        elif holdout is not None and len(holdout) == 0:
-            fits.skipped.append(("backtest", "no holdout requested"))
-        else:
-            fits.attempt("backtest", backtest, scaling_runs, holdout, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    cleaned = clean_table(runs, source="fit_all")
+    runs = cleaned.table
+    if runs.empty:
+        excluded = "; ".join(cleaned.notes) or "the table is empty, or every row was excluded"
+        raise NoFitError(f"no usable runs to fit: {excluded}")
+    scaling_runs, curves = _scaling_runs(runs, curves, fits.notes)
+    per_token = from_runs(scaling_runs)  # every C → D conversion below divides by this f(N)
+    if not per_token.is_6n:
+        fits.notes.append(f"tokens from compute: D = C / f(N), {per_token.describe()} (analysis/compute_per_token.py)")
+    _fit_allocation_laws(fits, scaling_runs, curves, approaches, boot, per_token)
+    fits.attempt("kaplan", fit_kaplan, scaling_runs)
+    for column, name in (("lr", "lr_law"), ("batch_size", "batch_law")):
+        if varies(runs, column):
+            fits.attempt(name, fit_hyperparam_law, runs, column, warn=False, **boot)
+            fits.note(name)
+    if fits.ok("lr_law"):  # the same cell optima against N and D (Bjorck et al. 2024)
+        fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], per_token=per_token, **boot)
+    _check_consistency(fits)
+    if 3 not in approaches:
+        fits.skipped.append(("backtest", "Approach 3 not requested"))
+    elif holdout is not None and len(holdout) == 0:
+        fits.skipped.append(("backtest", "no holdout requested"))
+    else:
+        fits.attempt("backtest", backtest, scaling_runs, holdout, n_bootstrap=n_bootstrap, level=level, seed=seed)
     r = fits.results
     return StudyFit(
         approach1=r.get("approach1"), approach2=r.get("approach2"), approach3=r.get("approach3"),
         approach3_bootstrap=r.get("approach3_bootstrap"), frontier=r.get("frontier"), kaplan=r.get("kaplan"),
         lr_law=r.get("lr_law"), batch_law=r.get("batch_law"), consistency=r.get("consistency"),
         backtest=r.get("backtest"), headline=_headline(r), largest_budget=_largest_budget(scaling_runs),
-        skipped=tuple(fits.skipped), warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
+        skipped=tuple(fits.skipped),
+        warnings=tuple(dict.fromkeys([*cleaned.notes, *fits.warnings])),
         notes=tuple(fits.notes), n_runs=len(runs), level=level, n_bootstrap=n_bootstrap, seed=seed,
         noise_floor=noise_floor(runs), lr_horizon_law=r.get("lr_horizon_law"), per_token=per_token,
     )
@@ -326,11 +328,13 @@ def fit_all(
 
 @dataclass
 class _Fits:
-    """What fit_all has so far: results by name, components skipped with their reasons, notes."""
+    """What fit_all has so far: results by name, components skipped with their reasons, notes, and the
+    warnings the fits returned in their results (for the caller to print once)."""
 
     results: dict = dataclasses.field(default_factory=dict)
     skipped: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
 
     def attempt(self, name: str, function, *args, **kwargs) -> None:
         try:
@@ -338,6 +342,11 @@ class _Fits:
         except (ValueError, ArithmeticError) as error:  # recorded with its reason; the other fits go on
             self.skipped.append((name, f"{type(error).__name__}: {error}" if isinstance(error, ArithmeticError)
                                  else str(error)))
+
+    def note(self, name: str) -> None:
+        """Keep the notes of a fit called with warn=False, to be printed once by the caller."""
+        if name in self.results:
+            self.warnings.extend(self.results[name].notes)
 
     def ok(self, name: str) -> bool:
         return name in self.results and self.results[name].success
@@ -369,9 +378,11 @@ def _fit_allocation_laws(fits: _Fits, runs: pd.DataFrame, curves, approaches, bo
         if curves is None:
             fits.skipped.append(("approach1", "no training curves given"))
         else:
-            fits.attempt("approach1", fit_envelope, curves, per_token=per_token, **boot)
+            fits.attempt("approach1", fit_envelope, curves, per_token=per_token, warn=False, **boot)
+            fits.note("approach1")
     if 2 in approaches:
-        fits.attempt("approach2", fit_isoflop, runs, per_token=per_token, **boot)
+        fits.attempt("approach2", fit_isoflop, runs, per_token=per_token, warn=False, **boot)
+        fits.note("approach2")
         if fits.ok("approach2"):
             fits.attempt("frontier", fit_frontier, fits.results["approach2"], **boot)
     if 3 in approaches:
@@ -390,7 +401,8 @@ def _check_consistency(fits: _Fits) -> None:
     if fits.ok("approach3"):
         estimates.append(_approach3_estimate(r["approach3"], r.get("approach3_bootstrap")))
     if len(estimates) >= 2:
-        r["consistency"] = check_consistency(estimates)
+        r["consistency"] = check_consistency(estimates, warn=False)
+        fits.warnings.extend(r["consistency"].notes)
     else:
         fits.skipped.append(("consistency", f"{len(estimates)} approach(es) fitted successfully; need ≥ 2 to compare"))
 

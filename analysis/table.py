@@ -13,8 +13,11 @@ Notable choices:
   `n_col="N_total"` refits a store under another parameter convention without losing a column.
 - C defaults to 6·N·D (Kaplan et al. 2020; Hoffmann et al. 2022), computed in floating point because
   N·D overflows int64 past ~10^18, wherever the column is absent or empty.
-- Unusable rows are excluded, never silently: `clean_runs` (pure) says which and why; `read_table` and
-  `usable_runs` raise an `ExcludedRunsWarning` naming every excluded run id (or row) and its reason.
+- Unusable rows are excluded, never silently: `clean_runs` (pure) says which and why; `clean_table`,
+  `load_table` and `load_curves` return the kept rows with `notes`, one message naming every excluded run
+  id (or row) and its reason (a `CleanTable`, for callers such as `fit_all` and the CLI that report the
+  notes themselves); `usable_runs`, `read_table` and `read_curves`, the entry points for a library user,
+  return the rows only and raise each note as an `ExcludedRunsWarning`.
   Reasons: status other than "completed", N or D missing or not positive, loss missing, not finite or
   not positive (losses are fitted in log space), marked True in a boolean exclusion column (`excluded`
   or `*_excluded`, `exclusion_columns`), or a WSD trunk (role "trunk": trained at the stable learning
@@ -37,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +88,28 @@ COMPLETED = "completed"
 
 class ExcludedRunsWarning(UserWarning):
     """Some runs were left out of an analysis; the message names each one and the reason."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: DataFrames have no truth value to compare by
+class CleanTable:
+    """The rows left for analysis (a results table, or curves in long format) and the notes on what was
+    left out: each note one message naming every excluded run (or row) and its reason, for the caller to
+    report once (the wrappers `usable_runs`, `read_table`, `read_curves` warn with them)."""
+
+    table: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.table, pd.DataFrame):
+            raise ValueError(f"table must be a pandas DataFrame, got {type(self.table).__name__}")
+        if not all(isinstance(n, str) for n in self.notes):
+            raise ValueError(f"notes must be strings, got {self.notes!r}")
+
+
+def warn_excluded(notes, *, stacklevel: int = 2) -> None:
+    """Raise each note as an ExcludedRunsWarning, attributed `stacklevel` frames up from the caller."""
+    for note in notes:
+        warnings.warn(note, ExcludedRunsWarning, stacklevel=stacklevel + 1)
 
 
 # ---------------------------------------------------------------------------------------------- cleaning
@@ -166,13 +192,19 @@ def describe_excluded(df: pd.DataFrame, excluded: pd.DataFrame, *, source: str =
     return f"{source}: excluded {len(excluded)} of {len(df)} runs: {items}"
 
 
-def usable_runs(df: pd.DataFrame, *, source: str = "runs", stacklevel: int = 2) -> pd.DataFrame:
-    """`clean_runs` for callers that want the usable rows only: warns (ExcludedRunsWarning) naming the
-    excluded runs and returns the kept rows."""
+def clean_table(df: pd.DataFrame, *, source: str = "runs") -> CleanTable:
+    """`clean_runs` for callers that want the usable rows: the kept rows and, if any were excluded, one note
+    naming each excluded run and its reason (`describe_excluded`). Quiet: the caller reports the note."""
     kept, excluded = clean_runs(df)
-    if len(excluded):
-        warnings.warn(describe_excluded(df, excluded, source=source), ExcludedRunsWarning, stacklevel=stacklevel + 1)
-    return kept
+    return CleanTable(kept, (describe_excluded(df, excluded, source=source),) if len(excluded) else ())
+
+
+def usable_runs(df: pd.DataFrame, *, source: str = "runs", stacklevel: int = 2) -> pd.DataFrame:
+    """`clean_table` for a library user: warns (ExcludedRunsWarning) naming the excluded runs and returns
+    the kept rows."""
+    cleaned = clean_table(df, source=source)
+    warn_excluded(cleaned.notes, stacklevel=stacklevel + 1)
+    return cleaned.table
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -266,13 +298,20 @@ def _apply_dtypes(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_table(source, *, n_col: str = "N", d_col: str = "D", loss_col: str = "loss") -> pd.DataFrame:
+    """`load_table`'s rows, its note (if any) raised as an `ExcludedRunsWarning`."""
+    loaded = load_table(source, n_col=n_col, d_col=d_col, loss_col=loss_col)
+    warn_excluded(loaded.notes)
+    return loaded.table
+
+
+def load_table(source, *, n_col: str = "N", d_col: str = "D", loss_col: str = "loss") -> CleanTable:
     """Read a results table from a run store, .csv or .parquet, ready to fit.
 
-    Copies the mapped columns into N/D/loss, fills C = 6·N·D where absent, excludes unusable rows with an
-    `ExcludedRunsWarning` naming each (see `clean_runs`), applies `COLUMNS` dtypes and returns the kept
-    rows with a fresh index. `df.attrs["source"]` records where it came from.
-    Raises FileNotFoundError for a missing source, ValueError (naming the file and column) for an
-    unreadable file or a missing required column.
+    Copies the mapped columns into N/D/loss, fills C = 6·N·D where absent, excludes unusable rows (see
+    `clean_runs`), applies `COLUMNS` dtypes and returns the kept rows with a fresh index, and one note
+    naming each excluded run and each unfinished run of a store. `table.attrs["source"]` records where it
+    came from. Raises FileNotFoundError for a missing source, ValueError (naming the file and column) for
+    an unreadable file or a missing required column.
     """
     path = _source_path(source)
     unfinished: list[str] = []
@@ -283,17 +322,15 @@ def read_table(source, *, n_col: str = "N", d_col: str = "D", loss_col: str = "l
     else:
         df = _read_file(path)
     df = _map_columns(df.copy(), str(path), {"N": n_col, "D": d_col, "loss": loss_col})
-    kept, excluded = clean_runs(df.reset_index(drop=True))
-    if len(excluded) or unfinished:
-        parts = [describe_excluded(df.reset_index(drop=True), excluded, source=str(path))] if len(excluded) else []
-        if unfinished:
-            parts.append(f"{path}: {len(unfinished)} run(s) have no row.json yet (unfinished): {', '.join(unfinished)}")
-        warnings.warn(" | ".join(parts), ExcludedRunsWarning, stacklevel=2)
-    kept = _apply_dtypes(kept.reset_index(drop=True).copy())
+    cleaned = clean_table(df.reset_index(drop=True), source=str(path))
+    parts = list(cleaned.notes)
+    if unfinished:
+        parts.append(f"{path}: {len(unfinished)} run(s) have no row.json yet (unfinished): {', '.join(unfinished)}")
+    kept = _apply_dtypes(cleaned.table.reset_index(drop=True).copy())
     c_from_nd = 6.0 * kept["N"].astype("float64") * kept["D"].astype("float64")
     kept["C"] = kept["C"].fillna(c_from_nd) if "C" in kept.columns else c_from_nd
     kept.attrs["source"] = str(path)
-    return kept
+    return CleanTable(kept, (" | ".join(parts),) if parts else ())
 
 
 # ---------------------------------------------------------------------------------------------- curves
@@ -333,11 +370,18 @@ def _finish_curves(parts: list[pd.DataFrame], where: str) -> pd.DataFrame:
 
 
 def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
+    """`load_curves`' curves, its note (if any) raised as an `ExcludedRunsWarning`."""
+    loaded = load_curves(source, n_col=n_col, d_col=d_col)
+    warn_excluded(loaded.notes)
+    return loaded.table
+
+
+def load_curves(source, *, n_col: str = "N", d_col: str = "D") -> CleanTable:
     """Training curves in long format: one row per logged point, columns run_id, N, D, step, tokens,
     flops, loss (= train_loss, see the module docstring), train_loss, val_loss.
 
-    Runs excluded from the results table (not completed, bad N/D) are excluded here too, with the same
-    warning; points without a finite training loss are dropped.
+    Runs excluded from the results table (not completed, bad N/D) are excluded here too, named in the
+    note; points without a finite training loss are dropped.
     """
     path = _source_path(source)
     where = str(path)
@@ -346,13 +390,13 @@ def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
         if rows.empty:
             raise ValueError(f"{path}: no run in the store has a row.json yet")
         rows = _map_columns(rows, where, {"N": n_col, "D": d_col, "loss": "loss"})
-        rows = usable_runs(rows.drop(columns="loss"), source=where)
+        cleaned = clean_table(rows.drop(columns="loss"), source=where)
         parts = []
-        for _, row in rows.iterrows():
+        for _, row in cleaned.table.iterrows():
             curve_path = path / "runs" / str(row["run_id"]) / "curve.csv"
             if curve_path.is_file():
                 parts.append(_attach(_read_curve_csv(curve_path), row))
-        return _finish_curves(parts, where)
+        return CleanTable(_finish_curves(parts, where), cleaned.notes)
     table = _read_file(path).copy()
     for standard, given in {"N": n_col, "D": d_col}.items():
         if given != standard:
@@ -363,10 +407,10 @@ def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
         for col in ("run_id", "N", "D"):
             if col not in table.columns:
                 raise ValueError(f"{where}: missing column {col!r} needed with a 'curve' column")
-        rows = usable_runs(table.drop(columns=[c for c in ("loss",) if c in table.columns]), source=where)
+        cleaned = clean_table(table.drop(columns=[c for c in ("loss",) if c in table.columns]), source=where)
         parts = [_attach(_read_curve_csv(path.parent / str(row["curve"])), row)
-                 for _, row in rows.iterrows() if pd.notna(row["curve"])]
-        return _finish_curves(parts, where)
+                 for _, row in cleaned.table.iterrows() if pd.notna(row["curve"])]
+        return CleanTable(_finish_curves(parts, where), cleaned.notes)
     # otherwise a long-format curves file
     if "train_loss" not in table.columns and "loss" in table.columns:
         table["train_loss"] = table["loss"]
@@ -377,8 +421,8 @@ def read_curves(source, *, n_col: str = "N", d_col: str = "D") -> pd.DataFrame:
     table = table.drop(columns=[c for c in ("loss",) if c in table.columns])
     if "step" not in table.columns:
         table["step"] = table.groupby("run_id").cumcount()
-    ok = usable_runs(table.drop_duplicates("run_id")[[c for c in ("run_id", "status", "N", "D") if c in table.columns]],
+    ok = clean_table(table.drop_duplicates("run_id")[[c for c in ("run_id", "status", "N", "D") if c in table.columns]],
                      source=where)
-    return _finish_curves([table[table["run_id"].isin(ok["run_id"])]], where)
+    return CleanTable(_finish_curves([table[table["run_id"].isin(ok.table["run_id"])]], where), ok.notes)
 
 

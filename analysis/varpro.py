@@ -75,9 +75,9 @@ def nnls3(m: dict[str, np.ndarray], subsets=SUBSETS) -> tuple[np.ndarray, np.nda
     best_theta = np.zeros(shape + (3,))
     for subset in subsets:
         theta, det, scale = _solve(S, r, subset)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # a singular solve's inf/NaN fails `ok` below
             theta = [t / det for t in theta]
-        q = m["tt"] - sum(r[i] * t for i, t in zip(subset, theta))
+            q = m["tt"] - sum(r[i] * t for i, t in zip(subset, theta))
         ok = (np.abs(det) > SINGULAR_RTOL * scale) & np.all([t >= 0 for t in theta], axis=0) & (q < best_q)
         best_q = np.where(ok, q, best_q)
         for i, t in zip(subset, theta):

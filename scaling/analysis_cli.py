@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,31 +154,31 @@ class SourceFit:
 def _run_fit(args, *, holdout_text: str | None) -> SourceFit:
     """Read the source and fit it; print what the reading and the fit warned of, once each."""
     from analysis.study_fit import fit_all
-    from analysis.table import read_curves, read_table
+    from analysis.table import load_curves, load_table
 
     if args.bootstrap < 2:
         raise ValueError(f"--bootstrap must be ≥ 2, got {args.bootstrap}")
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be in (0, 1), got {args.level}")
     messages = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        runs = read_table(args.source, n_col=args.n_col, d_col=args.d_col, loss_col=args.loss_col)
-        approaches = (1, 2, 3) if args.approach == "all" else (int(args.approach),)
-        curves = None
-        if 1 in approaches:
-            try:
-                curves = read_curves(args.source, n_col=args.n_col, d_col=args.d_col)
-            except (ValueError, FileNotFoundError) as error:
-                if args.approach == "1":
-                    raise
-                messages.append(f"Approach 1 skipped: {error}")
+    loaded = load_table(args.source, n_col=args.n_col, d_col=args.d_col, loss_col=args.loss_col)
+    runs, notes = loaded.table, list(loaded.notes)
+    approaches = (1, 2, 3) if args.approach == "all" else (int(args.approach),)
+    curves = None
+    if 1 in approaches:
+        try:
+            loaded_curves = load_curves(args.source, n_col=args.n_col, d_col=args.d_col)
+            curves, notes = loaded_curves.table, notes + list(loaded_curves.notes)
+        except (ValueError, FileNotFoundError) as error:
+            if args.approach == "1":
+                raise
+            messages.append(f"Approach 1 skipped: {error}")
     runs = _reconvene(runs, args, messages)
     if curves is not None and "run_id" in runs.columns:  # the curves under the table's (new) N and compute
         by_run = runs.set_index("run_id")
         curves = curves.assign(N=curves["run_id"].map(by_run["N"]).fillna(curves["N"]),
                                C_per_token=curves["run_id"].map(by_run["C"] / by_run["D"]))
-    messages = list(dict.fromkeys(messages + [str(w.message) for w in caught]))
+    messages = list(dict.fromkeys(messages + notes))
     for message in messages:
         print(f"scaling {args.command}: warning: {message}", file=sys.stderr)
     if "run_id" not in runs.columns:
@@ -437,11 +436,7 @@ def cmd_plot(args) -> int:
     from analysis.plots import save_all_plots
 
     source_fit = _run_fit(args, holdout_text="none")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths = save_all_plots(source_fit.fit, source_fit.runs, source_fit.curves, args.out)
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        print(f"scaling plot: warning: {message}", file=sys.stderr)
+    paths = save_all_plots(source_fit.fit, source_fit.runs, source_fit.curves, args.out)
     for path in paths:
         print(path)
     return 0

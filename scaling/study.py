@@ -158,15 +158,12 @@ class StudyResult:
 
 def _sweep_table(store: Path, run_ids: list[str]):
     """The sweep's runs and curves from the store (the store may hold other sweeps too)."""
-    import warnings  # noqa: PLC0415
-
-    from analysis.table import read_curves, read_table  # noqa: PLC0415
+    from analysis.table import load_curves, load_table  # noqa: PLC0415
 
     wanted = set(run_ids)
-    with warnings.catch_warnings():  # the fit records the exclusions, naming each run
-        warnings.simplefilter("ignore")
-        runs = read_table(store)
-        curves = read_curves(store)
+    # the quiet readers: their notes name every run of the store left out, other sweeps' too; the summary
+    # counts the sweep's own (planned against used in the fit)
+    runs, curves = load_table(store).table, load_curves(store).table
     return runs[runs["run_id"].isin(wanted)].reset_index(drop=True), curves[curves["run_id"].isin(wanted)]
 
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -115,6 +116,21 @@ def test_predict_loss_of_a_given_run(fit_file, capsys):
     assert lo < out["loss"]["value"] < hi and out["C"] == pytest.approx(1.2e18)
     assert set(out["by_predictor"]) == {"frontier", "approach3"}
     assert out["loss"] == out["by_predictor"][out["headline"]["predictor"]]
+
+
+def test_an_excluded_run_is_printed_once_as_a_warning(tmp_path, capsys):
+    """The table and the curves both exclude the diverged run with the same note: one stderr line names it,
+    and nothing is raised as a Python warning (the notes travel in the readers' and the fit's results)."""
+    runs = simulate_runs(budgets=np.logspace(17, 18, 2), n_per_budget=5, noise=0.01, seed=1)
+    runs.loc[2, "status"] = "diverged"
+    store = write_store(runs, tmp_path / "store", curves=simulate_curves(runs, n_points=6, noise=0.01))
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["fit", str(store), "--approach", "1", *FAST]) == 0
+    naming = [line for line in capsys.readouterr().err.splitlines() if runs.loc[2, "run_id"] in line]
+    assert len(naming) == 1 and naming[0].startswith("scaling fit: warning: ")
+    assert "(status 'diverged', not 'completed')" in naming[0]
 
 
 @pytest.mark.parametrize("rows", ["N,D,loss\n", "N,D,loss\n1000,20000,3.0\n", "N,D,loss\n1000,2000,0\n2000,1000,0\n"])

@@ -36,9 +36,7 @@ def frontier_runs(noise=0.0, seed=0, budgets=BUDGETS):
 
 
 def fitted(runs, n_bootstrap=200, seed=0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fit_frontier(fit_isoflop(runs, n_bootstrap=0), n_bootstrap=n_bootstrap, seed=seed)
+    return fit_frontier(fit_isoflop(runs, n_bootstrap=0, warn=False), n_bootstrap=n_bootstrap, seed=seed)
 
 
 def test_recovers_an_exact_frontier_and_extrapolates_it():
@@ -123,9 +121,7 @@ def test_three_budgets_cannot_identify_a_floor():
 
 
 def test_needs_a_fitted_approach_2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        one_budget = fit_isoflop(frontier_runs(budgets=BUDGETS[:1]), n_bootstrap=0)
+    one_budget = fit_isoflop(frontier_runs(budgets=BUDGETS[:1]), n_bootstrap=0, warn=False)
     with pytest.raises(ValueError, match="Approach 2 did not fit"):
         fit_frontier(one_budget)
 
@@ -133,7 +129,7 @@ def test_needs_a_fitted_approach_2():
 def test_fit_all_backtest_and_predict_at_carry_the_frontier():
     runs = frontier_runs(noise=0.003)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")  # what the fits leave out is in the result
         fit = fit_all(runs, n_bootstrap=50, seed=0)
     assert fit.frontier is not None
     summary = fit.to_dict()

@@ -2,6 +2,7 @@
 excluded: the robust parabola, edge-minimum budgets, bad input."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,28 @@ def test_edge_minimum_budget_flagged_excluded_and_warned():
     edge = [p for p in fit.profiles if p.budget == 3e19][0]
     assert edge.status in ("edge", "outside") and not edge.included
     assert fit.a == pytest.approx(fit_isoflop(runs, n_bootstrap=0).a, abs=1e-12)
+
+
+def test_quiet_fits_return_the_warnings_as_notes():
+    """warn=False: fit_isoflop and fit_envelope raise nothing, and their notes are the very messages the
+    warning calls raise (a diverged run, a budget whose minimum is not bracketed, bad curve points)."""
+    runs = isoflop_runs()
+    top = runs["budget"] == BUDGETS[-1]
+    log_n = np.log(runs.loc[top, "N"])
+    runs.loc[top, "loss"] = 3.0 - 0.05 * (log_n - log_n.mean()) ** 2
+    runs.loc[0, "status"] = "diverged"
+    curves = simulate_curves(isoflop_runs(noise=0.0), n_points=10, noise=0.0)
+    curves.loc[[3, 4], "loss"] = [np.nan, -1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        isoflop = fit_isoflop(runs, n_bootstrap=0, warn=False)
+        envelope = fit_envelope(curves, n_bootstrap=0, warn=False)
+    for quiet, fit_function, data in ((isoflop, fit_isoflop, runs), (envelope, fit_envelope, curves)):
+        with pytest.warns(UserWarning) as record:
+            fit_function(data, n_bootstrap=0)
+        assert tuple(str(w.message) for w in record) == quiet.notes
+    assert len(isoflop.notes) == 2 and runs.loc[0, "run_id"] in isoflop.notes[0] and "edge" in isoflop.notes[1]
+    assert envelope.notes == ("curves: 2 row(s) with NaN or non-positive N, tokens or loss excluded",)
 
 
 def test_a_profile_peaking_in_the_middle_is_not_bracketed():

@@ -33,8 +33,12 @@ def test_chinchilla_table_2_disagreement_is_flagged():
         ExponentEstimate("Approach 2", 0.49, (0.462, 0.534), 0.51, (0.483, 0.529)),
         ExponentEstimate("Approach 3", 0.46, (0.454, 0.455), 0.54, (0.542, 0.543)),
     ]
-    with pytest.warns(InconsistentExponentsWarning, match="do not overlap"):
+    with pytest.warns(InconsistentExponentsWarning, match="do not overlap") as record:
         result = check_consistency(estimates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = check_consistency(estimates, warn=False)  # the same message, in the result only
+    assert result.notes == quiet.notes == (str(record[0].message),)
     assert not result.consistent
     a_pairs = [d for d in result.disagreements if d.startswith("a:")]
     assert len(a_pairs) == 2 and all("Approach 3" in d for d in a_pairs)
@@ -207,6 +211,27 @@ def test_fit_all_warns_once_about_excluded_runs():
     naming = [w for w in result.warnings if table.loc[4, "run_id"] in w]
     assert len(naming) == 1
     assert result.n_runs == len(table) - 1
+
+
+def test_fit_all_returns_every_fits_notes_in_its_result():
+    """The table's exclusion, Approach 2's unbracketed budget and the lr law's run without an lr come back in
+    StudyFit.warnings, in the order the fits ran, each once, and nothing is raised as a Python warning."""
+    table = simulate_runs(budgets=BUDGETS, n_per_budget=7, width=6.0, noise=0.005,
+                          hyperparams=(HyperparamAxis(name="lr", k=3.0, p=-0.1, curvature=0.05, n_points=3),))
+    table.loc[0, "status"] = "diverged"
+    table.loc[1, "lr"] = np.nan
+    top = table["budget"] == BUDGETS[-1]
+    log_n = np.log(table.loc[top, "N"])
+    table.loc[top, "loss"] = 3.0 - 0.05 * (log_n - log_n.mean()) ** 2  # peaks in the middle: not bracketed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fit_all(table, None, approaches=(2,), n_bootstrap=20)
+    assert len(result.warnings) == 3
+    excluded, isoflop, lr = result.warnings
+    assert excluded.startswith("fit_all: excluded 1 of") and table.loc[0, "run_id"] in excluded
+    assert isoflop.startswith("IsoFLOP fit: budget") and "edge" in isoflop
+    assert lr == f"lr law: run(s) [{table.loc[1, 'run_id']!r}] excluded (lr missing or ≤ 0)"
+    assert result.approach2.notes == (isoflop,) and result.lr_law.notes == (lr,)
 
 
 def test_fit_all_on_a_run_store_read_back(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,8 @@ import pytest
 
 from analysis.parametric import CHINCHILLA_2022, compute_optimal, predict_loss
 from analysis.simulate import HyperparamAxis, simulate_curves, simulate_grid, simulate_runs, write_store
-from analysis.table import COLUMNS, REQUIRED, ExcludedRunsWarning, clean_runs, read_curves, read_table, usable_runs
+from analysis.table import (COLUMNS, REQUIRED, ExcludedRunsWarning, clean_runs, clean_table, load_curves, load_table,
+                            read_curves, read_table, usable_runs)
 
 
 def _bad_table() -> pd.DataFrame:
@@ -53,6 +55,34 @@ def test_usable_runs_warns_naming_every_excluded_run():
     for run_id in ("div", "zero", "nanloss"):
         assert f"run {run_id}" in message
     assert "t.csv: excluded 3 of 5 runs" in message
+
+
+def test_the_quiet_cleaning_returns_its_note_in_the_result(tmp_path):
+    """clean_table / load_table / load_curves raise no warning: the note, the very message the warning
+    wrappers raise, comes back in the CleanTable."""
+    path = tmp_path / "results.csv"
+    _bad_table().to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cleaned, loaded = clean_table(_bad_table(), source="t.csv"), load_table(path)
+    assert list(cleaned.table["run_id"]) == ["0012", "ok2"] and len(cleaned.notes) == 1
+    assert "t.csv: excluded 3 of 5 runs" in cleaned.notes[0] and "run div (status 'diverged'" in cleaned.notes[0]
+    with pytest.warns(ExcludedRunsWarning) as record:
+        read = read_table(path)
+    assert loaded.notes == tuple(str(w.message) for w in record)
+    pd.testing.assert_frame_equal(loaded.table, read)
+    assert clean_table(_bad_table().iloc[[0, 4]]).notes == ()
+
+
+def test_load_curves_names_the_excluded_runs_in_its_notes(tmp_path):
+    runs = simulate_runs(budgets=[1e17, 1e18], n_per_budget=3, noise=0.0, seed=0)
+    runs.loc[0, "status"] = "diverged"
+    store = write_store(runs, tmp_path / "store", curves=simulate_curves(runs, n_points=4, noise=0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_curves(store)
+    assert runs.loc[0, "run_id"] not in set(loaded.table["run_id"])
+    assert len(loaded.notes) == 1 and f"run {runs.loc[0, 'run_id']} (status 'diverged'" in loaded.notes[0]
 
 
 def test_read_csv_excludes_bad_rows_keeps_string_ids_and_computes_C(tmp_path):

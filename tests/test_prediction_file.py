@@ -17,7 +17,7 @@ from scaling.prediction_file import PlannedValidation, fit_sha256, fix_predictio
 
 def _fit(noise: float):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")  # what the fits leave out is in the result
         return fit_all(simulate_runs(budgets=np.geomspace(1e9, 1e11, 3), n_per_budget=5, width=6.0, noise=noise),
                        n_bootstrap=10, holdout=[])
 

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from analysis import plots  # noqa: E402
 from analysis.simulate import simulate_curves, simulate_runs  # noqa: E402
 from analysis.study_fit import fit_all  # noqa: E402
-from analysis.table import read_curves, read_table  # noqa: E402
+from analysis.table import load_curves, load_table  # noqa: E402
 from analysis.wsd_lines import trunk_lines  # noqa: E402
 from experiments.runner import run_experiment  # noqa: E402
 from experiments.spec import ExperimentSpec  # noqa: E402
@@ -45,9 +45,7 @@ def wsd_store(stdlib_corpus, tmp_path_factory):
             run_experiment(trunk, start_from=start, **kw)
             run_experiment(branch_of(wsd_spec(steps, width)), **kw)
             previous = trunk
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the trunks are excluded from the table, by name
-        return read_table(store), read_curves(store)
+    return load_table(store).table, load_curves(store).table  # the trunks excluded by name, in the notes
 
 
 def test_each_trunk_line_holds_its_branches_cooldowns_and_ends(wsd_store):
@@ -81,7 +79,7 @@ def test_the_figure_has_one_line_per_trunk_and_a_marker_per_branch(wsd_store):
 def test_save_all_plots_adds_the_trunk_figure_only_for_wsd_tables(wsd_store, tmp_path):
     runs, curves = wsd_store
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # two sizes per budget: no parabola, said by the fit
+        warnings.simplefilter("error")  # two sizes per budget: no parabola, said in the fit's result
         fit = fit_all(runs, curves, approaches=(2,), n_bootstrap=20, holdout=())
         names = {p.stem for p in plots.save_all_plots(fit, runs, curves, tmp_path / "wsd")}
     assert "wsd_trunks" in names and plt.get_fignums() == []
