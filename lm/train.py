@@ -246,26 +246,6 @@ def train(
     return _result(config, corpus, parts, step, diverged, curve, start, clock, peak)
 
 
-def _warn_if_repeating(config: TrainConfig, corpus) -> None:
-    """RepeatedDataWarning when the planned run draws more windows than one pass over the train split holds."""
-    T = config.model.context_length
-    passes = corpus.passes(steps=config.steps, batch_size=config.batch_size, context_length=T)
-    if passes > 1:
-        draws, windows = config.steps * config.batch_size, windows_per_pass(corpus.train.size, T)
-        warnings.warn(f"this run makes {passes:.2f} passes over the training split ({draws:,} windows drawn from "
-                      f"{windows:,}): {1 - 1 / passes:.0%} of its training windows repeat earlier ones",
-                      RepeatedDataWarning, stacklevel=3)
-
-
-def _jsonable(d):
-    """Configs as plain nested dicts/lists of primitives (what a weights_only checkpoint may hold)."""
-    if isinstance(d, dict):
-        return {k: _jsonable(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_jsonable(v) for v in d]
-    return d
-
-
 def _check_inputs(config: TrainConfig, corpus, parallel: DataParallel | None) -> None:
     """Fail fast, before any work: a corpus the vocabulary cannot hold, a batch the ranks cannot split, or a
     context longer than the data."""
@@ -450,3 +430,23 @@ def _result(config: TrainConfig, corpus, parts: _Parts, step: int, diverged: _Di
         peak_flops=peak, device=parts.placement.name, precision=parts.placement.precision,
         resumed_from_step=start.resumed_from, param_counts=parts.param_counts, workers=workers,
     )
+
+
+def _warn_if_repeating(config: TrainConfig, corpus) -> None:
+    """RepeatedDataWarning when the planned run draws more windows than one pass over the train split holds."""
+    T = config.model.context_length
+    passes = corpus.passes(steps=config.steps, batch_size=config.batch_size, context_length=T)
+    if passes > 1:
+        draws, windows = config.steps * config.batch_size, windows_per_pass(corpus.train.size, T)
+        warnings.warn(f"this run makes {passes:.2f} passes over the training split ({draws:,} windows drawn from "
+                      f"{windows:,}): {1 - 1 / passes:.0%} of its training windows repeat earlier ones",
+                      RepeatedDataWarning, stacklevel=3)
+
+
+def _jsonable(d):
+    """Configs as plain nested dicts/lists of primitives (what a weights_only checkpoint may hold)."""
+    if isinstance(d, dict):
+        return {k: _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    return d
