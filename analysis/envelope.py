@@ -132,6 +132,37 @@ def _envelope(losses: np.ndarray, sizes: np.ndarray, subset: np.ndarray, *, min_
     return keep, winners
 
 
+def _flop_levels(curves: pd.DataFrame, n_levels: int, min_covering: int) -> np.ndarray:
+    """`n_levels` log-spaced FLOP levels spanning the C covered by at least `min_covering` curves."""
+    spans = curves.groupby("run_id")["C"].agg(["min", "max"])
+    spans = spans.assign(min=spans["min"] * np.exp(-END_TOLERANCE), max=spans["max"] * np.exp(END_TOLERANCE))
+    probe = np.geomspace(spans["min"].min(), spans["max"].max(), 1024)
+    coverage = ((spans["min"].to_numpy()[:, None] <= probe) & (probe <= spans["max"].to_numpy()[:, None])).sum(0)
+    if not (coverage >= min_covering).any():
+        raise ValueError(f"envelope: no FLOP level is covered by ≥ {min_covering} curves")
+    covered = probe[coverage >= min_covering]
+    # pull the ends in by the tolerance: the top level then lies inside every curve ending at the top budget
+    return np.geomspace(covered[0] * np.exp(END_TOLERANCE), covered[-1] * np.exp(-END_TOLERANCE), n_levels)
+
+
+def _bootstrap_laws(losses, sizes, levels, per_token: ComputePerToken, n_bootstrap: int, seed: int, *,
+                    min_covering: int, trim: bool) -> np.ndarray:
+    """(k_n, a, b) of the envelope rebuilt from runs resampled with replacement, one row per draw with ≥ 2 sizes
+    on its envelope (draws with fewer are skipped)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_bootstrap):
+        subset = np.unique(rng.integers(0, len(sizes), len(sizes)))
+        b_keep, b_win = _envelope(losses, sizes, subset, min_covering=min_covering, trim=trim)
+        if b_keep.sum() >= 2 and len(np.unique(sizes[b_win[b_keep]])) >= 2:
+            fit = fit_power_law(levels[b_keep], sizes[b_win[b_keep]])
+            # D = C/f(N): under f = 6N, b = 1 − a within each draw; else the draw's own D law
+            b = 1 - fit.p if per_token.is_6n else fit_power_law(
+                levels[b_keep], per_token.tokens(levels[b_keep], sizes[b_win[b_keep]])).p
+            samples.append((fit.k, fit.p, b))
+    return np.array(samples).reshape(-1, 3)
+
+
 def fit_envelope(
     curves: pd.DataFrame,
     *,
@@ -168,15 +199,7 @@ def fit_envelope(
     if curves["run_id"].nunique() < 2 or curves["N"].nunique() < 2:
         raise ValueError(f"envelope: need ≥ 2 runs of ≥ 2 sizes, got {curves['run_id'].nunique()} run(s) "
                          f"of {curves['N'].nunique()} size(s)")
-    spans = curves.groupby("run_id")["C"].agg(["min", "max"])
-    spans = spans.assign(min=spans["min"] * np.exp(-END_TOLERANCE), max=spans["max"] * np.exp(END_TOLERANCE))
-    probe = np.geomspace(spans["min"].min(), spans["max"].max(), 1024)
-    coverage = ((spans["min"].to_numpy()[:, None] <= probe) & (probe <= spans["max"].to_numpy()[:, None])).sum(0)
-    if not (coverage >= min_covering_runs).any():
-        raise ValueError(f"envelope: no FLOP level is covered by ≥ {min_covering_runs} curves")
-    covered = probe[coverage >= min_covering_runs]
-    # pull the ends in by the tolerance: the top level then lies inside every curve ending at the top budget
-    levels = np.geomspace(covered[0] * np.exp(END_TOLERANCE), covered[-1] * np.exp(-END_TOLERANCE), n_levels)
+    levels = _flop_levels(curves, n_levels, min_covering_runs)
     losses, run_ids, sizes = _interpolated_losses(curves, levels)
 
     everyone = np.arange(len(run_ids))
@@ -193,18 +216,8 @@ def fit_envelope(
     n_points, d_points = sizes[win], per_token.tokens(used, sizes[win])
     n_law, d_law = fit_power_law(used, n_points), fit_power_law(used, d_points)
 
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n_bootstrap):
-        subset = np.unique(rng.integers(0, len(run_ids), len(run_ids)))
-        b_keep, b_win = _envelope(losses, sizes, subset, min_covering=min_covering_runs, trim=trim_boundary_sizes)
-        if b_keep.sum() >= 2 and len(np.unique(sizes[b_win[b_keep]])) >= 2:
-            fit = fit_power_law(levels[b_keep], sizes[b_win[b_keep]])
-            # D = C/f(N): under f = 6N, b = 1 − a within each draw; else the draw's own D law
-            b = 1 - fit.p if per_token.is_6n else fit_power_law(
-                levels[b_keep], per_token.tokens(levels[b_keep], sizes[b_win[b_keep]])).p
-            samples.append((fit.k, fit.p, b))
-    samples = np.array(samples).reshape(-1, 3)
+    samples = _bootstrap_laws(losses, sizes, levels, per_token, n_bootstrap, seed,
+                              min_covering=min_covering_runs, trim=trim_boundary_sizes)
     notes = [f"{len(used)} of {n_levels} levels from {len(np.unique(n_points))} sizes on the envelope"]
     if n_bootstrap and len(samples) < n_bootstrap:
         notes.append(f"{n_bootstrap - len(samples)} bootstrap draw(s) with < 2 sizes on the envelope skipped")

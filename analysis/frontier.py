@@ -348,36 +348,15 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     reasons = _floor_reasons(budgets, loss_opt, floor)
 
     sigma = isoflop.noise_scale
-    notes, replicates = [], None
-    if n_bootstrap and math.isfinite(sigma) and sigma > 0:
-        log_n_opt, vertex_loss, curvature, ok = _replicate_minima(isoflop, n_bootstrap, seed)
-        log_k, a = _line(np.log(budgets), log_n_opt[ok])
-        kappas = np.mean(curvature[ok] / vertex_loss[ok], axis=1)
-        replicates = (vertex_loss[ok], log_k, a, kappas)
-        if not ok.all():
-            notes.append(f"{int((~ok).sum())} of {n_bootstrap} replicates dropped "
-                         "(a parabola opened downward or its vertex left the sampled sizes)")
-    else:
-        notes.append("no bootstrap" if not n_bootstrap else "no interval: Approach 2's noise scale is unavailable")
-
-    E, E_interval, samples = 0.0, (math.nan, math.nan), np.empty((0, 6))
-    floor_samples = None
-    if replicates is not None and len(replicates[0]) >= 2 and not reasons:
-        floor_samples = fit_floor_law(budgets, replicates[0], refine=False)
-        E_interval = tuple(percentile_interval(floor_samples.E, level))
+    replicates, notes = _bootstrap(isoflop, budgets, n_bootstrap, seed)
     has_floor = not reasons
     if has_floor:
         E, G, gamma = float(floor.E[0]), math.exp(floor.log_G[0]), float(floor.gamma[0])
         form = f"L_opt = {E:.4g} + {G:.4g}·C^-{gamma:.4f}"
-        if floor_samples is not None:
-            samples = np.column_stack([floor_samples.log_G, floor_samples.gamma, *replicates[1:], floor_samples.E])
     else:
-        E_interval = (math.nan, math.nan)
-        G, gamma = float(loss_law.k), float(-loss_law.p)
+        E, G, gamma = 0.0, float(loss_law.k), float(-loss_law.p)
         form = f"L_opt = {G:.4g}·C^-{gamma:.4f} (no floor: {'; '.join(reasons)})"
-        if replicates is not None:
-            log_g, slope = _line(np.log(budgets), np.log(replicates[0]))
-            samples = np.column_stack([log_g, -slope, *replicates[1:], np.zeros(len(log_g))])
+    samples, E_interval = _law_samples(budgets, replicates, has_floor, level)
     finite = np.all(np.isfinite(samples), axis=1)
     if not finite.all():
         notes.append(f"{int((~finite).sum())} replicates dropped (their minima did not fall with compute)")
@@ -410,6 +389,37 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
         has_floor=has_floor, n_bootstrap=int(n_bootstrap) if replicates is not None else 0,
         significance=significance, lack_of_fit=lack_of_fit, **alternative,
     )
+
+
+def _bootstrap(isoflop: IsoFlopFit, budgets: np.ndarray, n_bootstrap: int, seed: int):
+    """Replicates of the budget minima drawn from Approach 2's noise, as (vertex loss: replicates × budgets,
+    log k, a, κ: one per replicate), or None when there is no bootstrap; and the notes saying what was dropped."""
+    sigma = isoflop.noise_scale
+    if not (n_bootstrap and math.isfinite(sigma) and sigma > 0):
+        return None, ["no bootstrap" if not n_bootstrap else "no interval: Approach 2's noise scale is unavailable"]
+    log_n_opt, vertex_loss, curvature, ok = _replicate_minima(isoflop, n_bootstrap, seed)
+    log_k, a = _line(np.log(budgets), log_n_opt[ok])
+    kappas = np.mean(curvature[ok] / vertex_loss[ok], axis=1)
+    notes = [] if ok.all() else [f"{int((~ok).sum())} of {n_bootstrap} replicates dropped "
+                                 "(a parabola opened downward or its vertex left the sampled sizes)"]
+    return (vertex_loss[ok], log_k, a, kappas), notes
+
+
+def _law_samples(budgets: np.ndarray, replicates, has_floor: bool, level: float):
+    """The selected law refitted to each replicate's minima, as rows (log G, γ, log k, a, κ, E), and E's interval
+    (NaN without a floor, or with fewer than two replicates)."""
+    samples, E_interval = np.empty((0, 6)), (math.nan, math.nan)
+    if replicates is None:
+        return samples, E_interval
+    if has_floor:
+        if len(replicates[0]) >= 2:
+            floor_samples = fit_floor_law(budgets, replicates[0], refine=False)
+            E_interval = tuple(percentile_interval(floor_samples.E, level))
+            samples = np.column_stack([floor_samples.log_G, floor_samples.gamma, *replicates[1:], floor_samples.E])
+    else:
+        log_g, slope = _line(np.log(budgets), np.log(replicates[0]))
+        samples = np.column_stack([log_g, -slope, *replicates[1:], np.zeros(len(log_g))])
+    return samples, E_interval
 
 
 def _unselected_floor(budgets, loss_opt, floor: FloorLaw, replicates, variances, level: float) -> dict:

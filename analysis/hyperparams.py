@@ -126,6 +126,34 @@ def _cell_optimum(compute, n, fixed, group: pd.DataFrame, column: str, sigma: fl
     return CellOptimum(compute, n, fixed, values, loss, run_ids, parabola, optimum, status)
 
 
+def _fittable_cells(runs: pd.DataFrame, column: str):
+    """The cells with ≥ 3 distinct values of `column`, as (compute, N, fixed, runs) with fixed the other
+    hyperparameter's value (NaN without one); and (cell, reason) for the others."""
+    groups, skipped = [], []
+    for (compute, n, *rest), index in _cells(runs, column).groups.items():
+        group = runs.loc[index]
+        fixed = float(rest[0]) if rest else math.nan
+        name = f"C={compute:.3g}, N={n:.3g}" + (f", fixed={fixed:.3g}" if rest else "")
+        distinct = group[column].nunique()
+        if distinct < 3:
+            skipped.append((name, f"{distinct} distinct {column} value(s); need ≥ 3"))
+        else:
+            groups.append((float(compute), float(n), fixed, group))
+    return groups, skipped
+
+
+def _bootstrap_law(compute: np.ndarray, optima: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """(k, p) of the law refitted to cells resampled with replacement; draws of a single budget are skipped."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(compute), len(compute))
+        if len(np.unique(compute[pick])) >= 2:
+            fit = fit_power_law(compute[pick], optima[pick])
+            samples.append((fit.k, fit.p))
+    return np.array(samples).reshape(-1, 2)
+
+
 def fit_hyperparam_law(
     runs: pd.DataFrame,
     column: str = "lr",
@@ -162,16 +190,8 @@ def fit_hyperparam_law(
         if warn:
             warnings.warn(excluded[-1], stacklevel=2)
         runs = runs[~bad]
-    groups = []
-    for (compute, n, *rest), index in _cells(runs, column).groups.items():
-        group = runs.loc[index]
-        fixed = float(rest[0]) if rest else math.nan
-        name = f"C={compute:.3g}, N={n:.3g}" + (f", fixed={fixed:.3g}" if rest else "")
-        distinct = group[column].nunique()
-        if distinct < 3:
-            skipped.append((name, f"{distinct} distinct {column} value(s); need ≥ 3"))
-        else:
-            groups.append((float(compute), float(n), fixed, group))
+    groups, too_few = _fittable_cells(runs, column)
+    skipped += too_few
     if not groups:
         raise ValueError(f"{column} law: no cell has ≥ 3 distinct {column} values; skipped: {skipped}")
     sigma = pooled_noise_scale((np.log(g[column].to_numpy(float)), g["loss"].to_numpy(float)) for *_, g in groups)
@@ -191,14 +211,7 @@ def fit_hyperparam_law(
                              tuple(excluded))
     optima = np.array([c.optimum for c in used])
     law = fit_power_law(compute, optima)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n_bootstrap):
-        pick = rng.integers(0, len(used), len(used))
-        if len(np.unique(compute[pick])) >= 2:
-            fit = fit_power_law(compute[pick], optima[pick])
-            samples.append((fit.k, fit.p))
-    samples = np.array(samples).reshape(-1, 2)
+    samples = _bootstrap_law(compute, optima, n_bootstrap, seed)
     if n_bootstrap and len(samples) < n_bootstrap:
         notes.append(f"{n_bootstrap - len(samples)} bootstrap draw(s) with a single budget skipped")
     k_interval = percentile_interval(samples[:, 0], level) if len(samples) else nan_pair

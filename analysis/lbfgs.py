@@ -75,45 +75,10 @@ def _minimize_batch(objective, x0, lower, upper, memory, maxiter, ftol, gtol, ma
         free = ~(fixed | ((xa <= lower) & (ga > 0)) | ((xa >= upper) & (ga < 0)))
         pg = np.where(free, ga, 0.0)
         at_gtol = np.max(np.abs(pg), axis=1) <= gtol
-        # two-loop recursion: d = −H·pg, H the L-BFGS inverse-Hessian estimate (newest pair last)
-        s_a, y_a, rho_a = s_mem[rows], y_mem[rows], rho[rows]
-        q, alphas = pg.copy(), np.zeros((rows.size, memory))
-        for j in range(memory - 1, -1, -1):
-            alphas[:, j] = rho_a[:, j] * _dot(s_a[:, j], q)
-            q -= alphas[:, j, None] * y_a[:, j]
-        yy = _dot(y_a[:, -1], y_a[:, -1])
-        first_step = 1.0 / np.maximum(np.sum(np.abs(pg), axis=1), 1e-300)  # |step| ≤ 1 before any memory
-        gamma = np.where(rho_a[:, -1] > 0, 1.0 / np.maximum(rho_a[:, -1] * yy, 1e-300), first_step)
-        d = gamma[:, None] * q
-        for j in range(memory):
-            d += s_a[:, j] * (alphas[:, j] - rho_a[:, j] * _dot(y_a[:, j], d))[:, None]
-        d = np.where(free, -d, 0.0)
-        uphill = ~(_dot(d, pg) < 0)  # also catches a non-finite direction
-        if uphill.any():  # stale or degenerate memory: restart from steepest descent
-            d[uphill] = -pg[uphill] * first_step[uphill, None]
-            rho[rows[uphill]] = 0.0
-        # Armijo backtracking on the projected path
-        step = np.ones(rows.size)
-        x_new, f_new, g_new = xa.copy(), fa.copy(), ga.copy()
-        searching = ~at_gtol
-        for _ in range(max_backtracks):
-            idx = np.flatnonzero(searching)
-            if idx.size == 0:
-                break
-            trial = np.clip(xa[idx] + step[idx, None] * d[idx], lower, upper)
-            f_t, g_t = objective(trial, rows[idx])
-            ok = np.isfinite(f_t) & (f_t <= fa[idx] + 1e-4 * _dot(ga[idx], trial - xa[idx]))
-            hit = idx[ok]
-            x_new[hit], f_new[hit], g_new[hit] = trial[ok], f_t[ok], g_t[ok]
-            searching[hit] = False
-            # next trial: minimiser of the quadratic through f(0), f'(0) and f(t), kept in [t/10, t/2]
-            miss, t = idx[~ok], step[idx[~ok]]
-            slope = _dot(ga[miss], d[miss])
-            curvature = f_t[~ok] - fa[miss] - slope * t
-            with np.errstate(invalid="ignore", divide="ignore"):
-                t_quad = np.where(np.isfinite(curvature) & (curvature > 0), -slope * t * t / (2 * curvature), 0.5 * t)
-            step[miss] = np.clip(t_quad, 0.1 * t, 0.5 * t)
-        failed = searching
+        d, uphill = _direction(pg, free, s_mem[rows], y_mem[rows], rho[rows])
+        rho[rows[uphill]] = 0.0  # the restarted problems forget their memory
+        x_new, f_new, g_new, failed = _line_search(objective, rows, xa, fa, ga, d, ~at_gtol, lower, upper,
+                                                   max_backtracks)
         moved = ~at_gtol & ~failed
         s_new, y_new = x_new - xa, g_new - ga
         sy = _dot(s_new, y_new)
@@ -130,6 +95,52 @@ def _minimize_batch(objective, x0, lower, upper, memory, maxiter, ftol, gtol, ma
         status[rows] = new_status
     status[status == 0] = 4
     return BatchResult(x=x, fun=f, status=status, nit=nit)
+
+
+def _direction(pg: np.ndarray, free: np.ndarray, s_a: np.ndarray, y_a: np.ndarray, rho_a: np.ndarray):
+    """d = −H·pg by the two-loop recursion (Nocedal & Wright Alg. 7.4), H the L-BFGS inverse-Hessian estimate
+    from the memory pairs (newest last), zero on the variables not free; where that is not a descent direction
+    (stale or degenerate memory, or not finite), steepest descent instead, flagged in `uphill`."""
+    memory = rho_a.shape[1]
+    q, alphas = pg.copy(), np.zeros((len(pg), memory))
+    for j in range(memory - 1, -1, -1):
+        alphas[:, j] = rho_a[:, j] * _dot(s_a[:, j], q)
+        q -= alphas[:, j, None] * y_a[:, j]
+    yy = _dot(y_a[:, -1], y_a[:, -1])
+    first_step = 1.0 / np.maximum(np.sum(np.abs(pg), axis=1), 1e-300)  # |step| ≤ 1 before any memory
+    gamma = np.where(rho_a[:, -1] > 0, 1.0 / np.maximum(rho_a[:, -1] * yy, 1e-300), first_step)
+    d = gamma[:, None] * q
+    for j in range(memory):
+        d += s_a[:, j] * (alphas[:, j] - rho_a[:, j] * _dot(y_a[:, j], d))[:, None]
+    d = np.where(free, -d, 0.0)
+    uphill = ~(_dot(d, pg) < 0)  # also catches a non-finite direction
+    d[uphill] = -pg[uphill] * first_step[uphill, None]
+    return d, uphill
+
+
+def _line_search(objective, rows, xa, fa, ga, d, searching, lower, upper, max_backtracks: int):
+    """Armijo backtracking along d on the path projected onto [lower, upper], for the problems `searching`:
+    the accepted points (x, f, g; the start where none was) and the mask of problems where no step was accepted."""
+    step = np.ones(len(rows))
+    x_new, f_new, g_new = xa.copy(), fa.copy(), ga.copy()
+    for _ in range(max_backtracks):
+        idx = np.flatnonzero(searching)
+        if idx.size == 0:
+            break
+        trial = np.clip(xa[idx] + step[idx, None] * d[idx], lower, upper)
+        f_t, g_t = objective(trial, rows[idx])
+        ok = np.isfinite(f_t) & (f_t <= fa[idx] + 1e-4 * _dot(ga[idx], trial - xa[idx]))
+        hit = idx[ok]
+        x_new[hit], f_new[hit], g_new[hit] = trial[ok], f_t[ok], g_t[ok]
+        searching[hit] = False
+        # next trial: minimiser of the quadratic through f(0), f'(0) and f(t), kept in [t/10, t/2]
+        miss, t = idx[~ok], step[idx[~ok]]
+        slope = _dot(ga[miss], d[miss])
+        curvature = f_t[~ok] - fa[miss] - slope * t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t_quad = np.where(np.isfinite(curvature) & (curvature > 0), -slope * t * t / (2 * curvature), 0.5 * t)
+        step[miss] = np.clip(t_quad, 0.1 * t, 0.5 * t)
+    return x_new, f_new, g_new, searching
 
 
 def concat_batches(batches: list[BatchResult]) -> BatchResult:

@@ -37,9 +37,9 @@ from lm.accounting import param_counts
 from lm.conventions import N_CONVENTIONS
 from lm.field_error import FieldError
 from lm.model import ModelConfig, swiglu_hidden_size
+from lm.shapes import MAX_D_MODEL
 
 MAX_LAYERS = 256
-MAX_D_MODEL = 32_768
 MAX_COUNT = 1e13  # members are listed up to this many parameters
 
 

@@ -31,7 +31,7 @@ from lm.model import ModelConfig, swiglu_hidden_size
 ASPECT = 64  # target d_model / n_layers
 ASPECT_BAND = (24, 128)  # allowed d_model / n_layers at the default aspect: 0.375× to 2× of it
 ASPECT_RANGE = (4, 1024)  # aspects a caller may ask for
-MAX_D_MODEL = 32_768
+MAX_D_MODEL = 32_768  # the widest d_model any shape rule lists (here and lm/family.py)
 SINGLE_LAYER_PENALTY = 10.0  # one-layer models lie off the trend of deeper ones: a last resort on the ladder
 
 

@@ -203,24 +203,83 @@ def train(
     start_from: a checkpoint of another run to start from when `checkpoint_dir` holds none (a WSD branch
         from its trunk's checkpoint at the branch step; lm.branch.check_start says if it may).
     """
+    _check_inputs(config, corpus, parallel)
+    _warn_if_repeating(config, corpus)
+    set_threads(config.threads)
+    placement = select(config.device, config.precision)
+    val_batches = corpus.val_batches(
+        batch_size=config.batch_size, context_length=config.model.context_length, max_tokens=config.eval_tokens
+    )
+    parts = _build(config, placement, parallel)
+    ckpt_path = Path(checkpoint_dir) / checkpoint.FILENAME if checkpoint_dir else None
+    start = _start(config, corpus, parts, ckpt_path, start_from)
+    if parallel is not None and not parallel.is_writer:
+        on_progress = None
+    peak = peak_flops or measure_peak_flops(placement)
+
+    clock = _Clock(start.wall_seconds, start.train_seconds)
+    flops_per_step = training_flops_per_token(config.model) * config.tokens_per_step
+    steps, log_every, step, curve = config.steps, config.log_every, start.step, list(start.curve)
+    end_step = steps if stop_after_step is None else min(steps, stop_after_step)
+    ckpt_every = math.ceil(checkpoint_every / log_every) * log_every if checkpoint_every else 0
+    boundaries = _window_boundaries(config, checkpoint_steps)
+    diverged = None
+    parts.model.train()
+    while step < end_step:
+        window_end = min(end_step, (step // log_every + 1) * log_every, steps, *(b for b in boundaries if b > step))
+        t0 = time.perf_counter()
+        window, lr = _train_steps(parts, config, corpus, step, window_end)
+        clock.train_time += time.perf_counter() - t0
+        if (diverged := _divergence(window, step, config)) is not None:
+            break
+        step = window_end
+        evaluating = step % config.eval_every == 0 or step == steps
+        val = evaluate(parts.eval_model, val_batches, placement) if evaluating else None
+        curve.append(point := CurvePoint(step=step, tokens=step * config.tokens_per_step, flops=step * flops_per_step,
+                                         train_loss=float(window.mean()), val_loss=val, lr=lr))
+        if on_progress is not None:
+            on_progress(point, steps)
+        if step in checkpoint_steps and ckpt_path is not None:
+            _save(checkpoint.step_path(ckpt_path.parent, step), config, corpus, parts, step, curve, clock)
+        if (ckpt_every and step % ckpt_every == 0) or step == end_step:
+            _save(ckpt_path, config, corpus, parts, step, curve, clock)
+    return _result(config, corpus, parts, step, diverged, curve, start, clock, peak)
+
+
+def _check_inputs(config: TrainConfig, corpus, parallel: DataParallel | None) -> None:
+    """Fail fast, before any work: a corpus the vocabulary cannot hold, a batch the ranks cannot split, or a
+    context longer than the data."""
     if corpus.vocab_size > config.model.vocab_size:
         raise ValueError(
             f"corpus vocab_size {corpus.vocab_size} exceeds ModelConfig.vocab_size {config.model.vocab_size}"
         )
-    set_threads(config.threads)
     if parallel is not None:
         parallel.check_batch(config.batch_size)
-        if not parallel.is_writer:
-            on_progress = None
-    placement = select(config.device, config.precision)
-    train_batch = dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed,
-                       sampler=config.sampler)
-    val_batches = corpus.val_batches(
-        batch_size=config.batch_size, context_length=config.model.context_length, max_tokens=config.eval_tokens
-    )
-    corpus.get_batch("train", step=0, **train_batch)  # fail fast (context longer than the data) before any work
-    _warn_if_repeating(config, corpus)
+    corpus.get_batch("train", step=0, **_batch_args(config))
 
+
+def _batch_args(config: TrainConfig) -> dict:
+    """What picks training batch `s` besides `s` (lm/batches.py)."""
+    return dict(batch_size=config.batch_size, context_length=config.model.context_length, seed=config.seed,
+                sampler=config.sampler)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What one process trains: the model, the module a step calls (compiled, wrapped for data parallelism), the
+    module evaluation calls, and the optimizer."""
+
+    model: Transformer
+    step_model: torch.nn.Module
+    eval_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    placement: object  # lm.device.select's answer
+    parallel: DataParallel | None
+    param_counts: dict
+
+
+def _build(config: TrainConfig, placement, parallel: DataParallel | None) -> _Parts:
+    """The model initialised from `config.seed`, and its AdamW."""
     torch.manual_seed(config.seed)
     model = Transformer(config.model).to(placement.device)
     counts = checked_param_counts(model)
@@ -229,15 +288,22 @@ def train(
     eval_model = step_model
     if parallel is not None:
         step_model = parallel.wrap(step_model, placement.device)
+    return _Parts(model, step_model, eval_model, optimizer, placement, parallel, counts.to_dict())
 
-    flops_per_step = training_flops_per_token(config.model) * config.tokens_per_step
-    steps, log_every = config.steps, config.log_every
-    ckpt_path = Path(checkpoint_dir) / checkpoint.FILENAME if checkpoint_dir else None
-    ckpt_every = math.ceil(checkpoint_every / log_every) * log_every if checkpoint_every else 0
 
-    start_step, curve, resumed_from = 0, [], None
-    wall_before, train_before = 0.0, 0.0
-    state = None
+@dataclass(frozen=True)
+class _Start:
+    """Where a run starts: step 0, or a checkpoint (its own, or its trunk's for a WSD branch)."""
+
+    step: int = 0
+    curve: tuple[CurvePoint, ...] = ()
+    wall_seconds: float = 0.0  # spent before this process
+    train_seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+def _start(config: TrainConfig, corpus, parts: _Parts, ckpt_path: Path | None, start_from) -> _Start:
+    """Load the run's own checkpoint if it has one, else `start_from`'s, into the model, optimizer and RNG."""
     if ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path)
         checkpoint.check_matches(ckpt_path, "training configuration", state["config"], _jsonable(config.identity()))
@@ -245,103 +311,124 @@ def train(
         state = checkpoint.load(start_from)
         branch.check_start(start_from, state["config"], _jsonable(config.identity()), state["step"])
         state = {**state, "wall_seconds": 0.0, "train_seconds": 0.0}  # the trunk's time is the trunk's
-    if state is not None:
-        if state["corpus"] != corpus.fingerprint:
-            raise checkpoint.CheckpointError(f"checkpoint {ckpt_path or start_from} was made on a different corpus")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        start_step = resumed_from = state["step"]
-        curve = [CurvePoint(**p) for p in state["curve"]]
-        wall_before, train_before = state["wall_seconds"], state["train_seconds"]
+    else:
+        return _Start()
+    if state["corpus"] != corpus.fingerprint:
+        raise checkpoint.CheckpointError(f"checkpoint {ckpt_path or start_from} was made on a different corpus")
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return _Start(step=state["step"], curve=tuple(CurvePoint(**p) for p in state["curve"]),
+                  wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], resumed_from=state["step"])
 
-    def save_checkpoint(step: int, path: Path | None = ckpt_path):
-        if path is None or (parallel is not None and not parallel.is_writer):
-            return
-        checkpoint.save(path, {
-            "config": _jsonable(config.identity()), "corpus": corpus.fingerprint, "step": step,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-            "curve": [asdict(p) for p in curve],
-            "wall_seconds": wall_before + time.perf_counter() - t_start,
-            "train_seconds": train_before + train_time,
-        })
 
-    divergence_loss = config.divergence_factor * math.log(config.model.vocab_size)
-    peak = peak_flops or measure_peak_flops(placement)
-    t_start, train_time = time.perf_counter(), 0.0
-    status, diverged_at, message = "completed", None, f"trained {steps} steps"
-    end_step = steps if stop_after_step is None else min(steps, stop_after_step)
-    step = start_step
-    # windows also end at the kept checkpoints and at a wsd run's cooldown start (the branch steps)
-    boundaries = sorted({*checkpoint_steps, *([config.schedule.cooldown_start(steps)]
-                                             if config.schedule.kind == "wsd" else [])})
-    model.train()
-    while step < end_step:
-        window_end = min(end_step, (step // log_every + 1) * log_every, steps,
-                         *(b for b in boundaries if b > step))
-        losses = torch.zeros(window_end - step, device=placement.device)
-        lr = config.lr
-        t0 = time.perf_counter()
-        for i, s in enumerate(range(step, window_end)):
-            lr = config.lr * config.schedule.multiplier(s, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = corpus.get_batch("train", step=s, **train_batch)
-            if parallel is not None:
-                x, y = parallel.shard(x, y)
-            x, y = x.to(placement.device, non_blocking=True), y.to(placement.device, non_blocking=True)
-            with torch.autocast(placement.device.type, dtype=placement.autocast_dtype, enabled=placement.autocast_dtype is not None):
-                _, loss = step_model(x, y)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses[i] = loss.detach()
-        window = (losses if parallel is None else parallel.mean(losses)).cpu()
-        train_time += time.perf_counter() - t0
-        bad = (~torch.isfinite(window)) | (window > divergence_loss)
-        if bad.any():
-            diverged_at = step + int(bad.nonzero()[0])
-            status = "diverged"
-            message = (f"loss {window[int(bad.nonzero()[0])].item():.4g} at step {diverged_at} is not finite or"
-                       f" above {config.divergence_factor} × ln(vocab) = {divergence_loss:.3f}")
-            break
-        step = window_end
-        val = None
-        if step % config.eval_every == 0 or step == steps:
-            val = evaluate(eval_model, val_batches, placement)
-        point = CurvePoint(step=step, tokens=step * config.tokens_per_step, flops=step * flops_per_step,
-                           train_loss=float(window.mean()), val_loss=val, lr=lr)
-        curve.append(point)
-        if on_progress is not None:
-            on_progress(point, steps)
-        if step in checkpoint_steps and ckpt_path is not None:
-            save_checkpoint(step, checkpoint.step_path(ckpt_path.parent, step))
-        if (ckpt_every and step % ckpt_every == 0) or step == end_step:
-            save_checkpoint(step)
+@dataclass
+class _Clock:
+    """Seconds a run has spent: before this process (from its checkpoint) and in it (train_time: steps only)."""
 
-    if status == "completed" and step < steps:
-        message = f"stopped after step {step} of {steps} (checkpoint saved)"
-        status = "interrupted"
-    train_seconds = train_before + train_time
-    trained_tokens = (diverged_at if diverged_at is not None else step) * config.tokens_per_step
-    tokens_per_second = (trained_tokens - (resumed_from or 0) * config.tokens_per_step) / max(train_time, 1e-9)
-    final_val = curve[-1].val_loss if status == "completed" and curve else None
-    workers = parallel.world_size if parallel is not None else 1
+    wall_before: float
+    train_before: float
+    t_start: float = field(default_factory=time.perf_counter)
+    train_time: float = 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_start
+
+    @property
+    def train_seconds(self) -> float:
+        return self.train_before + self.train_time
+
+
+def _train_steps(parts: _Parts, config: TrainConfig, corpus, first: int, end: int) -> tuple[torch.Tensor, float]:
+    """Optimisation steps `first` to `end - 1`; their losses, read back to the CPU once (a per-step `.item()`
+    stalls GPUs), and the last step's learning rate."""
+    model, step_model, optimizer = parts.model, parts.step_model, parts.optimizer
+    placement, parallel = parts.placement, parts.parallel
+    batch_args, steps = _batch_args(config), config.steps
+    losses = torch.zeros(end - first, device=placement.device)
+    lr = config.lr
+    for i, s in enumerate(range(first, end)):
+        lr = config.lr * config.schedule.multiplier(s, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = corpus.get_batch("train", step=s, **batch_args)
+        if parallel is not None:
+            x, y = parallel.shard(x, y)
+        x, y = x.to(placement.device, non_blocking=True), y.to(placement.device, non_blocking=True)
+        with torch.autocast(placement.device.type, dtype=placement.autocast_dtype, enabled=placement.autocast_dtype is not None):
+            _, loss = step_model(x, y)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses[i] = loss.detach()
+    return (losses if parallel is None else parallel.mean(losses)).cpu(), lr
+
+
+def _window_boundaries(config: TrainConfig, checkpoint_steps: tuple[int, ...]) -> list[int]:
+    """Steps besides the logging multiples where a logging window ends: the kept checkpoints and a wsd run's
+    cooldown start (the branch steps), so a branch's curve points match its trunk's."""
+    cooldown = [config.schedule.cooldown_start(config.steps)] if config.schedule.kind == "wsd" else []
+    return sorted({*checkpoint_steps, *cooldown})
+
+@dataclass(frozen=True)
+class _Divergence:
+    """The first step whose loss ended the run, and why."""
+
+    step: int
+    message: str
+
+
+def _divergence(window: torch.Tensor, first: int, config: TrainConfig) -> _Divergence | None:
+    """The window's first step whose loss is not finite or above divergence_factor × ln(vocab), if any."""
+    limit = config.divergence_factor * math.log(config.model.vocab_size)
+    bad = (~torch.isfinite(window)) | (window > limit)
+    if not bad.any():
+        return None
+    i = int(bad.nonzero()[0])
+    return _Divergence(first + i, f"loss {window[i].item():.4g} at step {first + i} is not finite or"
+                                  f" above {config.divergence_factor} × ln(vocab) = {limit:.3f}")
+
+
+def _save(path: Path | None, config: TrainConfig, corpus, parts: _Parts, step: int, curve: list, clock: _Clock):
+    """A checkpoint of everything a resumed run needs to continue bit for bit; only the writing rank writes."""
+    if path is None or (parts.parallel is not None and not parts.parallel.is_writer):
+        return
+    checkpoint.save(path, {
+        "config": _jsonable(config.identity()), "corpus": corpus.fingerprint, "step": step,
+        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(), "rng": torch.get_rng_state(),
+        "curve": [asdict(p) for p in curve],
+        "wall_seconds": clock.wall_seconds, "train_seconds": clock.train_seconds,
+    })
+
+
+def _result(config: TrainConfig, corpus, parts: _Parts, step: int, diverged: _Divergence | None, curve: list,
+            start: _Start, clock: _Clock, peak: float) -> TrainResult:
+    """What the run trained (through its last good step), what it reached, and at what speed."""
+    steps = config.steps
+    if diverged is not None:
+        status, message, step = "diverged", diverged.message, diverged.step
+    elif step < steps:
+        status, message = "interrupted", f"stopped after step {step} of {steps} (checkpoint saved)"
+    else:
+        status, message = "completed", f"trained {steps} steps"
+    trained_tokens = step * config.tokens_per_step
+    trained_here = trained_tokens - (start.resumed_from or 0) * config.tokens_per_step
+    tokens_per_second = trained_here / max(clock.train_time, 1e-9)
+    workers = parts.parallel.world_size if parts.parallel is not None else 1
     return TrainResult(
-        status=status, message=message,
-        steps=diverged_at if diverged_at is not None else step,
+        status=status, message=message, steps=step,
         tokens=trained_tokens, flops=trained_tokens * training_flops_per_token(config.model),
-        passes=corpus.passes(steps=trained_tokens // config.tokens_per_step, batch_size=config.batch_size,
-                             context_length=config.model.context_length),
+        passes=corpus.passes(steps=step, batch_size=config.batch_size, context_length=config.model.context_length),
         final_train_loss=curve[-1].train_loss if curve else float("nan"),
-        final_val_loss=final_val, diverged_at_step=diverged_at, curve=tuple(curve),
-        wall_seconds=wall_before + time.perf_counter() - t_start, train_seconds=train_seconds,
-        tokens_per_second=tokens_per_second,
+        final_val_loss=curve[-1].val_loss if status == "completed" and curve else None,
+        diverged_at_step=diverged.step if diverged is not None else None, curve=tuple(curve),
+        wall_seconds=clock.wall_seconds, train_seconds=clock.train_seconds, tokens_per_second=tokens_per_second,
         mfu=tokens_per_second * training_flops_per_token(config.model) / (peak * workers),
-        peak_flops=peak, device=placement.name, precision=placement.precision,
-        resumed_from_step=resumed_from, param_counts=counts.to_dict(), workers=workers,
+        peak_flops=peak, device=parts.placement.name, precision=parts.placement.precision,
+        resumed_from_step=start.resumed_from, param_counts=parts.param_counts, workers=workers,
     )
 
 

@@ -228,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "and predict large runs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    from scaling import analysis_cli, sweep_cli
+
+    _add_train_command(sub)
+    _add_shape_command(sub)
+    sweep_cli.register(sub)
+    analysis_cli.register(sub)
+    _add_study_command(sub, default_store=sweep_cli.default_store())
+    return parser
+
+
+def _add_train_command(sub) -> None:
+    """`scaling train`: one model, trained here, its result printed."""
     p = sub.add_parser("train", help="train one model on a corpus and print its result",
                        description="Train one model (built-in corpus by default) and print its result.")
     _add_model_args(p)
@@ -250,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_train)
 
+
+def _add_shape_command(sub) -> None:
+    """`scaling shape`: the shape and accounting for a target N."""
     p = sub.add_parser("shape", help="the model shape, parameter groups, FLOPs and memory for a target N",
                        description="Print the shape that hits a target parameter count, with its accounting.")
     p.add_argument("params", type=float, help="target parameter count")
@@ -260,11 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="for the memory estimate")
     p.set_defaults(func=cmd_shape)
 
-    from scaling import analysis_cli, sweep_cli
 
-    sweep_cli.register(sub)
-    analysis_cli.register(sub)
-
+def _add_study_command(sub, *, default_store: str) -> None:
+    """`scaling study`: sweep, fit, predict and validate on larger budgets."""
     p = sub.add_parser("study", help="sweep, fit, plot, and check the prediction on runs the fit never saw",
                        description="Run a sweep (reusing finished runs), fit every scaling law with bootstrap "
                                    "intervals, write down the prediction (prediction.json), then train validation "
@@ -272,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "report predicted vs actual.")
     p.add_argument("file", help="sweep file (YAML) or preset name (e.g. demo)")
     p.add_argument("--address", help="join an existing Ray cluster (default: a private local Ray)")
-    p.add_argument("--store", default=sweep_cli.default_store(), help="run store directory (default ./runs)")
+    p.add_argument("--store", default=default_store, help="run store directory (default ./runs)")
     p.add_argument("--out", help="report folder (default ./studies/<sweep name>)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--predictor", choices=("auto", "frontier", "approach3"), default="auto",
@@ -284,7 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation budgets as multiples of the largest sweep budget, each > 1 (default: the "
                         "sweep file's validation.multiples, else 4 10)")
     p.set_defaults(func=cmd_study)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

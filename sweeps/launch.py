@@ -241,10 +241,7 @@ def launch(
     keeper = None
     try:
         planned = {r.run_id: r for r in sweep_plan.runs}
-        check_placeable([planned[s.run_id] for s in todo], cpus_per_worker=config.resources.cpus_per_run,
-                        device="cuda" if _device_kind(config, ray) == "gpu" else "cpu", nodes=ray.nodes(),
-                        source=config.source)
-        require_nodes_ready(ray, store, need_train=any(planned[s.run_id].workers > 1 for s in todo), local=started_here)
+        _check_cluster(ray, config, [planned[s.run_id] for s in todo], store, local=started_here)
         if corpus is None:
             corpus = prepare_sweep_corpus(config, store)
         st.write_manifest(store, sweep_plan.name, sweep_plan.run_ids, kind=config.kind, source=config.source)
@@ -260,12 +257,26 @@ def launch(
         if started_here:
             ray.shutdown()
     if not interrupted:
-        elsewhere = f", {progress.done_elsewhere} finished by another driver" if progress.done_elsewhere else ""
-        message = (f"{progress.completed} completed, {progress.diverged} diverged, {progress.failed} failed"
-                   f" ({done_before} were already done{elsewhere})")
+        message = _summary(progress, done_before)
     return LaunchReport(sweep=sweep_plan.name, store=store, planned=len(sweep_plan.runs), already_done=done_before,
                         rows=tuple(driver.rows), retries=progress.retries, interrupted=interrupted, message=message,
                         done_elsewhere=progress.done_elsewhere, corpus=corpus)
+
+
+def _check_cluster(ray, config: SweepConfig, runs: list, store: Path, *, local: bool) -> None:
+    """Before anything is written to the store: every run to train fits on some node (sweeps/distributed.py), and
+    every node sees the store and has Ray Train where a run needs it (sweeps/node_check.py)."""
+    check_placeable(runs, cpus_per_worker=config.resources.cpus_per_run,
+                    device="cuda" if _device_kind(config, ray) == "gpu" else "cpu", nodes=ray.nodes(),
+                    source=config.source)
+    require_nodes_ready(ray, store, need_train=any(run.workers > 1 for run in runs), local=local)
+
+
+def _summary(progress: Progress, done_before: int) -> str:
+    """A finished launch's message: what its runs ended as, and what was done before it or elsewhere."""
+    elsewhere = f", {progress.done_elsewhere} finished by another driver" if progress.done_elsewhere else ""
+    return (f"{progress.completed} completed, {progress.diverged} diverged, {progress.failed} failed"
+            f" ({done_before} were already done{elsewhere})")
 
 
 def check_plan(config: SweepConfig, sweep_plan: SweepPlan) -> SweepPlan:
