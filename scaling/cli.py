@@ -35,12 +35,21 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _add_corpus_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("corpus")
-    g.add_argument("--corpus", default="stdlib",
-                   help="'stdlib' (Python's own library sources, built in), a directory, a glob, a .jsonl, or a .bin/.npy of token ids")
-    g.add_argument("--text-field", default="text", help="JSONL field holding the text (default 'text')")
-    g.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size incl. 256 bytes + 1 special (default 1024)")
+    # defaults None: lm.corpus_sources.CorpusConfig declares them (reading them here would import pyarrow
+    # for every --help); `scaling train` prints the resolved corpus before it trains
+    g.add_argument("--corpus",
+                   help="'stdlib' (Python's own library sources, built in; the default), a directory, a glob, a .jsonl, "
+                        "or a .bin/.npy of token ids")
+    g.add_argument("--text-field", help="JSONL field holding the text (default: CorpusConfig's, 'text')")
+    g.add_argument("--vocab-size", type=int,
+                   help="BPE vocabulary size incl. 256 bytes + 1 special (default: CorpusConfig's)")
     g.add_argument("--max-bytes", type=int, default=4_000_000, help="use at most this many bytes of the corpus (default 4e6; 0 = all)")
     g.add_argument("--cache-dir", help="where tokenized corpora are cached (default $SCALING_LAB_CACHE or ~/.cache/scaling-lab)")
+
+
+def _given(**values) -> dict:
+    """The options the user gave: the rest keep the default of the config that declares them."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _model_config(args, vocab_size: int):
@@ -62,16 +71,18 @@ def cmd_train(args) -> int:
     from lm.optim import Schedule
     from lm.train import TrainConfig, train
 
-    corpus_config = CorpusConfig(source=args.corpus, text_field=args.text_field, vocab_size=args.vocab_size,
+    corpus_config = CorpusConfig(**_given(source=args.corpus, text_field=args.text_field, vocab_size=args.vocab_size),
                                  max_bytes=args.max_bytes or None)
     if not args.json:
-        print(f"preparing corpus {args.corpus!r} (vocab {args.vocab_size}) ...", file=sys.stderr, flush=True)
+        print(f"preparing corpus {corpus_config.source!r} (vocab {corpus_config.vocab_size}) ...", file=sys.stderr,
+              flush=True)
     corpus = prepare_corpus(corpus_config, cache_dir=args.cache_dir)
     model = _model_config(args, corpus.vocab_size)
     config = TrainConfig(
         model=model, tokens=int(args.tokens), batch_size=args.batch_size, lr=args.lr,
-        schedule=Schedule(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown),
-        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile, threads=args.threads,
+        schedule=Schedule(**_given(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown)),
+        **_given(seed=args.seed), device=args.device, precision=args.precision, compile=args.compile,
+        threads=args.threads,
     )
     from lm.accounting import param_counts, training_memory
 
@@ -248,10 +259,13 @@ def _add_train_command(sub) -> None:
     g.add_argument("--tokens", type=float, default=1e6, help="training tokens D (default 1e6)")
     g.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
     g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    g.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="cosine", help="learning-rate schedule")
-    g.add_argument("--warmup", type=float, default=0.05, help="warmup as a fraction of steps (default 0.05)")
-    g.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
-    g.add_argument("--seed", type=int, default=0)
+    # defaults None: lm.optim.Schedule and lm.train.TrainConfig declare them (both import torch, which --help
+    # should not wait for)
+    g.add_argument("--schedule", choices=("cosine", "wsd", "constant"),
+                   help="learning-rate schedule (default: Schedule's, cosine)")
+    g.add_argument("--warmup", type=float, help="warmup as a fraction of steps (default: Schedule's)")
+    g.add_argument("--cooldown", type=float, help="wsd cooldown fraction (default: Schedule's)")
+    g.add_argument("--seed", type=int, help="initialisation and batch order (default: TrainConfig's)")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     g.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")

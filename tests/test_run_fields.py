@@ -77,3 +77,21 @@ def test_one_n_convention_default_and_one_list_of_names_everywhere():
     assert ExperimentSpec.n_convention == SweepConfig.n_convention == DEFAULT_N_CONVENTION
     assert inspect.signature(shape_for_params).parameters["convention"].default == DEFAULT_N_CONVENTION
     assert build_parser().parse_args(["shape", "1e5"]).convention == DEFAULT_N_CONVENTION
+
+
+def test_scaling_train_leaves_the_lm_configs_defaults_to_them():
+    """`scaling train` without those options trains with the defaults lm's configs declare, not copies."""
+    from lm.corpus_sources import CorpusConfig
+    from lm.optim import Schedule
+    from scaling.cli import _given
+
+    args = build_parser().parse_args(["train"])
+    given = dict(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown)
+    assert _given(**given) == {} and Schedule(**_given(**given)) == Schedule()
+    assert _given(seed=args.seed) == {}  # TrainConfig's own seed default applies
+    corpus = CorpusConfig(**_given(source=args.corpus, text_field=args.text_field, vocab_size=args.vocab_size))
+    assert corpus == CorpusConfig()
+    chosen = build_parser().parse_args(["train", "--schedule", "wsd", "--warmup", "0.1", "--seed", "3"])
+    assert Schedule(**_given(kind=chosen.schedule, warmup_fraction=chosen.warmup)) == Schedule(kind="wsd",
+                                                                                             warmup_fraction=0.1)
+    assert _given(seed=chosen.seed) == {"seed": 3}
