@@ -291,9 +291,7 @@ def _sweep(config: SweepConfig, store: Path, *, address: str | None, on_progress
     from sweeps.plan import plan  # noqa: PLC0415
 
     sweep_plan = plan(config)
-    spent = (f"{sweep_plan.total_flops:.3g} exact FLOPs in all (trunks shared)" if sweep_plan.branching
-             else f"C = {sweep_plan.total_C:.3g} FLOPs in all")  # a branch's C counts its trunk's share again
-    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, {spent}")
+    log(f"sweep {sweep_plan.name}: {len(sweep_plan.runs)} runs, {sweep_plan.spend()}")
     launched = launch(config, store=store, sweep_plan=sweep_plan, address=address, on_progress=on_progress)
     if launched.interrupted:
         raise KeyboardInterrupt

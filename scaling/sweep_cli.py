@@ -87,11 +87,8 @@ def cmd_plan(args) -> int:
               f" {r['D']:>13,} {r['tokens_per_param']:>6.1f} {r['C']:>9.2e} {r['flops_exact']:>9.2e} {r['lr']:>8.1e}"
               f" {r['seed']:>4} {_bytes(r['memory_bytes']):>9} {r['est_seconds']:>7.0f} {r['workers']:>7}"
               + (f"  {r['role']}" if "role" in r else ""))
-    # a wsd branch's C is its whole point's (trunk share included), so summing C over trunks and branches
-    # would count the trunks twice: the wsd line below gives what the sweep spends
-    total = "" if sweep_plan.branching else (f", total C = {sweep_plan.total_C:.3e} FLOPs "
-                                             f"({sweep_plan.total_flops:.3e} exact)")
-    print(f"{len(sweep_plan.runs)} runs{total}, about {sweep_plan.serial_seconds / 60:.1f} min one after another")
+    print(f"{len(sweep_plan.runs)} runs, {sweep_plan.spend()}, about {sweep_plan.serial_seconds / 60:.1f} min one "
+          f"after another")
     if big := sweep_plan.oversized():
         print(f"{len(big)} runs (N up to {max(r.N for r in big):,}) need more memory than one 80 GB GPU holds with "
               f"the scheduler's safety factor: raise resources.workers_per_run or lower workers_from_N")

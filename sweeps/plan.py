@@ -111,8 +111,16 @@ class SweepPlan:
         return sum(r.flops for r in self.runs)
 
     @property
-    def total_C(self) -> float:
-        return sum(r.C for r in self.runs)
+    def total_C(self) -> float | None:
+        """C of every run summed under the sweep's convention; None for a WSD sweep, where a branch's C is its
+        whole point's and so counts its trunk's share again (total_flops is what such a sweep spends)."""
+        return None if self.branching else sum(r.C for r in self.runs)
+
+    def spend(self) -> str:
+        """What the sweep spends, in words, for the plan table and the study's log."""
+        if self.branching:
+            return f"{self.total_flops:.3e} exact FLOPs (trunks shared)"
+        return f"total C = {self.total_C:.3e} FLOPs ({self.total_flops:.3e} exact)"
 
     @property
     def serial_seconds(self) -> float:
