@@ -73,6 +73,8 @@ def cmd_train(args) -> int:
 
     corpus_config = CorpusConfig(**_given(source=args.corpus, text_field=args.text_field, vocab_size=args.vocab_size),
                                  max_bytes=args.max_bytes or None)
+    # checked before the corpus is tokenized, so a bad option fails at once
+    schedule = Schedule(**_given(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown))
     if not args.json:
         print(f"preparing corpus {corpus_config.source!r} (vocab {corpus_config.vocab_size}) ...", file=sys.stderr,
               flush=True)
@@ -80,7 +82,7 @@ def cmd_train(args) -> int:
     model = _model_config(args, corpus.vocab_size)
     config = TrainConfig(
         model=model, tokens=int(args.tokens), batch_size=args.batch_size, lr=args.lr,
-        schedule=Schedule(**_given(kind=args.schedule, warmup_fraction=args.warmup, cooldown_fraction=args.cooldown)),
+        schedule=schedule,
         **_given(seed=args.seed), device=args.device, precision=args.precision, compile=args.compile,
         threads=args.threads,
     )
