@@ -15,6 +15,7 @@ sits on a bound) is counted apart, not scored as a 95% interval. The report is t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,13 +33,15 @@ APPROACHES = ("approach2", "approach3")
 
 @dataclass(frozen=True)
 class LawFamily:
-    """A simulated sweep design: the true law, its IsoFLOP budgets and the sizes per budget (±`width`× N_opt)."""
+    """A simulated sweep design: the true law, its IsoFLOP budgets and the sizes per budget (±`width`× around
+    `center`·N_opt: 1 centres the sweep on the optimum)."""
 
     name: str
     params: ChinchillaParams
     budgets: tuple[float, ...]
     n_per_budget: int
     width: float
+    center: float = 1.0
 
     def __post_init__(self):
         if len(self.budgets) < 2 or not all(b > 0 and math.isfinite(b) for b in self.budgets):
@@ -47,6 +50,8 @@ class LawFamily:
             raise ValueError(f"n_per_budget must be ≥ 3, got {self.n_per_budget}")
         if not self.width > 1:
             raise ValueError(f"width must be > 1, got {self.width}")
+        if not (self.center > 0 and math.isfinite(self.center)):
+            raise ValueError(f"center must be positive and finite, got {self.center}")
 
 
 # Two families far apart. "small-lab": the law our demo sweep fitted (README: L = 1.180 + 73.1/N^0.534 +
@@ -57,6 +62,10 @@ FAMILIES = {
                            (1e11, 3.16e11, 1e12), 5, 3.0),
     "chinchilla": LawFamily("chinchilla", CHINCHILLA_2022, tuple(np.geomspace(1e18, 1e20, 5)), 9, 8.0),
 }
+# "off-centre": small-lab with the sizes centred where the demo's prior put them, 20 tokens per parameter,
+# which is 1.77×, 1.66× and 1.56× the law's own N_opt at its budgets (1.66× in all): most lowest runs sit one size
+# from the small end, so most windows are 3 sizes (Approach 2's noise scale then comes from whole profiles).
+FAMILIES["off-centre"] = dataclasses.replace(FAMILIES["small-lab"], name="off-centre", center=1.66)
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ def calibrate(family: LawFamily, *, n_sweeps: int = 100, noise: float = 0.006, f
     rng = np.random.default_rng(seed)
     for i in range(n_sweeps):
         runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
-                             params=family.params, noise=noise, seed=seed + i)
+                             center=family.center, params=family.params, noise=noise, seed=seed + i)
         fits = _fits(runs, approaches, n_bootstrap=n_bootstrap, level=level, seed=seed + i, search=search)
         for factor in factors:
             compute = factor * max(family.budgets)

@@ -17,6 +17,11 @@ Notable choices:
   ratio exceeds `outlier_threshold` (default 5) and the budget has ≥ 5 points, so ≥ 4 remain.
   σ is pooled over all budgets' windows (1.4826·median of |r_i / sqrt(1 − h_ii)|, a MAD that one bad
   point per budget cannot inflate): a single window has too few residual degrees of freedom alone.
+  Where every window is 3 sizes (each lowest run one size from an end of its profile: a sweep centred off
+  the optimum), no window leaves a residual, and σ is pooled the same way over the quadratics through each
+  budget's whole profile, edge budgets included (the noise does not need a bracketed minimum). That is an
+  upper estimate: the walls' departure from a parabola counts as noise, so the intervals err wide, and the
+  fit's notes say so. The alternative, no interval at all, left such sweeps with none.
 - N* interval by the delta method: the vertex u* = −c1 / (2·c2) has gradient (0, −1/(2c2), c1/(2c2²)) in
   the coefficients, whose covariance is σ²(XᵀX)⁻¹ with the pooled σ; the interval is symmetric in log N.
 - Exclusion: a budget enters the power law only if its lowest observed loss is at an interior size (the
@@ -389,6 +394,11 @@ def fit_isoflop(
     if not any(g["N"].nunique() >= 3 for _, g in groups):
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
     sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
+    if not math.isfinite(sigma):  # every window is exactly 3 sizes: take σ from the whole profiles (docstring)
+        sigma = pooled_noise_scale(_whole(g) for _, g in groups)
+        if math.isfinite(sigma):
+            note(f"IsoFLOP fit: noise scale {sigma:.3g} from the whole profiles, as no window of 3 sizes leaves a "
+                 "residual: an upper estimate (a profile's departure from a parabola counts as noise)")
     per_token = from_runs(runs) if per_token is None else per_token
     profiles = tuple(_profile(b, g, sigma, outlier_threshold, level, per_token) for b, g in groups)
     excluded = [f"budget {p.budget:.3g}: {p.status}" for p in profiles if not p.included]
@@ -406,10 +416,15 @@ def fit_isoflop(
 
 def _windowed(group: pd.DataFrame):
     """(log N, loss) of a budget's window, the points its parabola sees (sorted by N)."""
+    log_n, loss = _whole(group)
+    window = profile_window(np.exp(log_n), loss)
+    return log_n[window], loss[window]
+
+
+def _whole(group: pd.DataFrame):
+    """(log N, loss) of all a budget's runs, sorted by N."""
     group = group.sort_values("N")
-    n, loss = group["N"].to_numpy(float), group["loss"].to_numpy(float)
-    window = profile_window(n, loss)
-    return np.log(n[window]), loss[window]
+    return np.log(group["N"].to_numpy(float)), group["loss"].to_numpy(float)
 
 
 def _fit_laws(profiles, sigma: float, per_token: ComputePerToken, *, n_bootstrap: int, level: float,

@@ -110,19 +110,22 @@ def _finish(design: pd.DataFrame, *, sweep: str, params: ChinchillaParams, noise
     return out
 
 
-def simulate_runs(*, budgets, n_per_budget: int = 9, width: float = 8.0, sizes=None,
+def simulate_runs(*, budgets, n_per_budget: int = 9, width: float = 8.0, center: float = 1.0, sizes=None,
                   params: ChinchillaParams = CHINCHILLA_2022, noise: float = 0.01, seed: int = 0,
                   hyperparams: tuple[HyperparamAxis, ...] = ()) -> pd.DataFrame:
-    """An IsoFLOP sweep: per budget C, sizes around the true N_opt(C) (or the fixed ladder `sizes`),
-    D = C/(6N); loss from `params` with relative log-space noise `noise`. Deterministic in `seed`."""
+    """An IsoFLOP sweep: per budget C, sizes log-spaced over ±`width`× around `center`·N_opt(C), the true
+    optimum times an offset (1: centred; a sweep whose prior missed the optimum otherwise), or the fixed
+    ladder `sizes`; D = C/(6N); loss from `params` with relative log-space noise `noise`. Deterministic in `seed`."""
     budgets = _check_positive("budgets", budgets)
     if sizes is None:
         if n_per_budget < 1:
             raise ValueError(f"n_per_budget must be ≥ 1, got {n_per_budget}")
         if not width >= 1:
             raise ValueError(f"width must be ≥ 1, got {width}")
+        if not (center > 0 and math.isfinite(center)):
+            raise ValueError(f"center must be positive and finite, got {center}")
         n_opt, _ = compute_optimal(params, budgets)
-        factors = np.geomspace(1 / width, width, n_per_budget)
+        factors = center * np.geomspace(1 / width, width, n_per_budget)
         n = (n_opt[:, None] * factors[None, :]).ravel()
         c = np.repeat(budgets, n_per_budget)
     else:

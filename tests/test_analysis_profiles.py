@@ -11,7 +11,7 @@ import pytest
 from analysis.envelope import END_TOLERANCE, fit_envelope
 from analysis.isoflop import assign_budgets, fit_isoflop, fit_parabola
 from analysis.kaplan import compute_frontier, fit_kaplan, fit_single_power_law
-from analysis.parametric import CHINCHILLA_2022, compute_optimal, predict_loss
+from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, predict_loss
 from analysis.simulate import simulate_curves, simulate_runs
 
 BUDGETS = np.geomspace(1e17, 1e19, 5)
@@ -164,6 +164,22 @@ def test_the_parabola_sees_only_the_runs_around_the_minimum():
     assert profile.loss_opt == pytest.approx(3.0, rel=0.005)
     whole = fit_parabola(np.log(profile.n), profile.loss, outlier_threshold=None)
     assert whole.minimum < 0.95 * 3.0
+
+
+def test_windows_of_three_sizes_take_the_noise_scale_from_the_whole_profiles():
+    """A sweep centred 1.66× above the optimum (the demo's prior against its own fitted law): each lowest run is
+    one size from the small end, so every window is 3 sizes and leaves no residual. The noise scale then comes
+    from the whole profiles, the fit says so, and N* has an interval (before: none, and no frontier interval)."""
+    law = ChinchillaParams(E=1.180, A=73.1, B=3368.0, alpha=0.534, beta=0.667)  # calibration's small-lab law
+    runs = simulate_runs(budgets=(1e11, 3.16e11, 1e12), n_per_budget=5, width=3.0, center=1.66, params=law,
+                         noise=0.006, seed=3)
+    fit = fit_isoflop(runs, n_bootstrap=200, warn=False)
+    assert all(p.window.sum() == 3 for p in fit.profiles)
+    assert math.isfinite(fit.noise_scale) and any("from the whole profiles" in note for note in fit.notes)
+    assert all(math.isfinite(v) for v in fit.a_interval) and fit.interval_reliable
+    centred = fit_isoflop(simulate_runs(budgets=(1e11, 3.16e11, 1e12), n_per_budget=5, width=3.0, params=law,
+                                        noise=0.006, seed=3), n_bootstrap=0, warn=False)
+    assert not any("whole profiles" in note for note in centred.notes)  # its windows have residuals
 
 
 def test_isoflop_single_budget_is_not_a_power_law():
