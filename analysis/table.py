@@ -127,6 +127,9 @@ def _run_label(df: pd.DataFrame, label) -> str:
     return f"row {label}"
 
 
+WSD_TRUNK = "a WSD trunk (its cooldown branches are the points)"
+
+
 def exclusion_columns(df: pd.DataFrame) -> list[str]:
     """Boolean columns that mark runs to leave out: named `excluded` or ending in `_excluded` (Epoch AI's
     Chinchilla extraction marks the runs it drops so, as tests/golden/epoch_chinchilla.csv keeps them)."""
@@ -163,16 +166,18 @@ def clean_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         status = df["status"]
         flag(status.isna() | (status.astype(str) != COMPLETED),
              lambda i: f"status {_show(df.at[i, 'status'])}, not {COMPLETED!r}")
-    if "role" in df.columns:  # a WSD trunk trains only the stable phase; its branches are the points
-        flag(df["role"].astype(str) == "trunk", lambda i: "a WSD trunk (its cooldown branches are the points)")
+    # a WSD trunk trains only the stable phase and its branches are the points: left out as such, whatever
+    # its other fields say (its loss is NaN by design), and counted, not listed (`describe_excluded`)
+    trunk = df["role"].astype(str) == "trunk" if "role" in df.columns else pd.Series(False, index=df.index)
+    flag(trunk, lambda i: WSD_TRUNK)
     for col in ("N", "D"):
         if col in df.columns:
             values = pd.to_numeric(df[col], errors="coerce")
-            flag(~(np.isfinite(values.astype(float)) & (values > 0)),
+            flag(~(np.isfinite(values.astype(float)) & (values > 0)) & ~trunk,
                  lambda i, c=col: f"{c} = {_show(df.at[i, c])} is not a positive number")
     if "loss" in df.columns:
         loss = pd.to_numeric(df["loss"], errors="coerce").astype(float)
-        flag(~(np.isfinite(loss) & (loss > 0)),
+        flag(~(np.isfinite(loss) & (loss > 0)) & ~trunk,
              lambda i: f"loss = {_show(df.at[i, 'loss'])} is not a positive finite number")
     for col in exclusion_columns(df):
         flag(_exclusion_flags(df[col], col), lambda i, c=col: f"marked excluded by column {c!r}")
@@ -187,9 +192,12 @@ def clean_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def describe_excluded(df: pd.DataFrame, excluded: pd.DataFrame, *, source: str = "runs") -> str:
-    """One message naming every excluded run (or row) and its reason."""
-    items = "; ".join(f"{_run_label(df, r)} ({why})" for r, why in zip(excluded["row"], excluded["reason"]))
-    return f"{source}: excluded {len(excluded)} of {len(df)} runs: {items}"
+    """One message naming every excluded run (or row) and its reason; WSD trunks, left out by design, counted."""
+    trunks = excluded["reason"] == WSD_TRUNK
+    items = [f"{_run_label(df, r)} ({why})" for r, why in zip(excluded["row"][~trunks], excluded["reason"][~trunks])]
+    if trunks.any():
+        items.append(f"{int(trunks.sum())} WSD trunk(s) (their cooldown branches are the points)")
+    return f"{source}: excluded {len(excluded)} of {len(df)} runs: {'; '.join(items)}"
 
 
 def clean_table(df: pd.DataFrame, *, source: str = "runs") -> CleanTable:

@@ -57,6 +57,15 @@ def test_usable_runs_warns_naming_every_excluded_run():
     assert "t.csv: excluded 3 of 5 runs" in message
 
 
+def test_wsd_trunks_are_left_out_as_trunks_and_counted_not_listed():
+    """A WSD store's trunks (loss NaN by design: their branches are the points) are one count in the note, with
+    no second reason; a bad branch beside them is still named."""
+    df = _bad_table().assign(role=["branch", "branch", "trunk", "trunk", "branch"])
+    note = clean_table(df, source="store").notes[0]
+    assert note == ("store: excluded 3 of 5 runs: run div (status 'diverged', not 'completed'); "
+                    "2 WSD trunk(s) (their cooldown branches are the points)")
+
+
 def test_the_quiet_cleaning_returns_its_note_in_the_result(tmp_path):
     """clean_table / load_table / load_curves raise no warning: the note, the very message the warning
     wrappers raise, comes back in the CleanTable."""
