@@ -35,6 +35,10 @@ redrawn as its fitted value plus normal noise of the pooled scale σ (Approach 2
 parabola refitted, and the frontier, N_opt law and κ refitted, `n_bootstrap` times. A prediction interval for
 one new run adds that run's own noise, σ·ε. Where the minima scatter about the law more than that noise
 explains (the law's misfit), the replicates' deviations are widened by `lack_of_fit` (`analysis.lack_of_fit`).
+Where the floorless law is used but the floor law can be fitted (≥ 3 budgets, minima falling), the intervals
+are the union of both laws' (`_unselected_floor`): a law chosen by a test, or with 3 budgets by the rule alone
+(the floor law is exact through 3 minima, so nothing tests it), must not be treated as known (post-selection
+inference, Leeb & Pötscher 2005; model uncertainty, Draper 1995).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ from analysis.significance import SignificanceTest, falling_with_compute
 # γ searched over 1e-3..3 (log-spaced, 1.3% apart, refined between grid points) for the floor law: losses
 # fall with compute far more slowly than C^-3, and a γ of 1e-3 is indistinguishable from a floor.
 GAMMA_GRID = np.geomspace(1e-3, 3.0, 600)
-MIN_BUDGETS_FOR_FLOOR = 4
+MIN_BUDGETS_FOR_FLOOR = 4  # to select the floor law: its 3 parameters and 1 residual degree of freedom to test it
+MIN_BUDGETS_FOR_FLOOR_LAW = 3  # to fit it at all (exactly, through 3 minima) and hold it in the intervals
 FLOOR_TEST_LEVEL = 0.05  # the conventional 5% level of the floor's F-test; not tuned to any data set
 
 
@@ -142,8 +147,9 @@ class FrontierFit:
     vertex among its runs; `interval_reliable` is False when most were dropped (`powerlaw.replicates_reliable`).
     `significance`: the test that the minima fall with compute (`analysis.significance`); `success` is False
     without it. `lack_of_fit`: the factor the bootstrap's deviations are widened by (`analysis.lack_of_fit`).
-    Without a floor but with ≥ 4 falling minima, `floor_law` (E, G, γ), `floor_samples` (rows as `samples`) and
-    `floor_lack_of_fit` hold the floor law the F-test did not select; intervals are the union over both laws.
+    Without a floor but with ≥ 3 falling minima, `floor_law` (E, G, γ), `floor_samples` (rows as `samples`) and
+    `floor_lack_of_fit` hold the floor law that was fitted but not selected (by its F-test, or with 3 budgets,
+    where it is exact and untestable, by the ≥ 4-budget rule); intervals are the union over both laws.
     """
 
     G: float
@@ -378,8 +384,10 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     if not has_floor and replicates is not None:
         alternative = _unselected_floor(budgets, loss_opt, floor, replicates, variances, level)
         if alternative:
+            why = ("exact through 3 budgets, so not testable" if len(budgets) < MIN_BUDGETS_FOR_FLOOR
+                   else "not selected by its F-test")
             notes.append(f"intervals also hold the floor law E = {alternative['floor_law'][0]:.4g} + "
-                         f"G·C^-γ, fitted but not selected by its F-test")
+                         f"G·C^-γ, fitted but {why}")
     return FrontierFit(
         G=G, gamma=gamma, gamma_interval=gamma_interval, kappa=kappa,
         k_n=float(isoflop.k_n), a=float(isoflop.a), loss_law=loss_law,
@@ -423,12 +431,16 @@ def _law_samples(budgets: np.ndarray, replicates, has_floor: bool, level: float)
 
 
 def _unselected_floor(budgets, loss_opt, floor: FloorLaw, replicates, variances, level: float) -> dict:
-    """The floor law's point, bootstrap samples and lack-of-fit factor where it could be fitted (≥ 4 budgets,
-    minima falling) but its F-test did not select it; {} otherwise. Why keep it: an interval computed as if the
-    law a test selected were known undercovers (post-selection inference; Leeb & Pötscher 2005), and here the
-    floorless law, selected when the floor's test is not significant, runs below a true floor the further out
-    it extrapolates, so the interval must hold either law."""
-    if len(budgets) < MIN_BUDGETS_FOR_FLOOR or floor.not_falling[0]:
+    """The floor law's point, bootstrap samples and lack-of-fit factor where it could be fitted (≥ 3 budgets,
+    minima falling) but was not selected; {} otherwise. Why keep it: an interval computed as if the law a test
+    selected were known undercovers (post-selection inference; Leeb & Pötscher 2005), and here the floorless
+    law, selected when the floor's test is not significant, runs below a true floor the further out it
+    extrapolates, so the interval must hold either law. With 3 budgets the floor law passes exactly through the
+    minima (0 residual degrees of freedom): the data cannot reject it, nor test it against the floorless law,
+    so the floorless law is chosen by the rule (≥ 4 budgets to select a floor), not by the data, and the same
+    argument holds a fortiori (Draper 1995: an interval conditioned on one of the models the data cannot tell
+    apart omits the model uncertainty). Its lack-of-fit factor is then 1: no residual is left to measure a misfit."""
+    if len(budgets) < MIN_BUDGETS_FOR_FLOOR_LAW or floor.not_falling[0]:
         return {}
     reps = fit_floor_law(budgets, replicates[0], refine=False)
     samples = np.column_stack([reps.log_G, reps.gamma, *replicates[1:], reps.E])

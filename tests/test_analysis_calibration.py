@@ -39,11 +39,14 @@ def test_approach2_covers_the_truth_4x_beyond_a_small_lab_sweep(small_lab):
     assert coverage.n_scored == 100 and coverage.coverage >= 0.90, coverage
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.85 (L_opt) and 0.89 (a new run): 3 budgets through a floorless "
-                                       "law leave 1 residual degree of freedom to see its misfit by")
 def test_frontier_covers_the_truth_4x_beyond_a_small_lab_sweep(small_lab):
-    assert small_lab.coverage("frontier loss_opt", 4.0).coverage >= 0.90
-    assert small_lab.coverage("frontier loss", 4.0).coverage >= 0.90
+    """Measured 0.99 (L_opt) and 0.98 (a new run), every miss above the interval. Before the intervals held the
+    floor law fitted exactly through the 3 minima: 0.85 and 0.89, all 15 and 11 misses above (the floorless law
+    runs 4.6% low here, median), in the 15 sweeps whose one residual degree of freedom left the lack-of-fit
+    widening at 1."""
+    for quantity in ("frontier loss_opt", "frontier loss"):
+        coverage = small_lab.coverage(quantity, 4.0)
+        assert coverage.n_scored == 100 and coverage.coverage >= 0.90, coverage
 
 
 def test_approach2_covers_the_truth_beyond_an_off_centre_sweep():
