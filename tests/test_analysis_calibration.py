@@ -49,12 +49,18 @@ def test_frontier_covers_the_truth_4x_beyond_a_small_lab_sweep(small_lab):
         assert coverage.n_scored == 100 and coverage.coverage >= 0.90, coverage
 
 
-def test_approach2_covers_the_truth_beyond_an_off_centre_sweep():
+def test_approach2_and_frontier_cover_the_truth_beyond_an_off_centre_sweep():
     """Sizes centred where the demo's prior put them (1.66× the optimum): before the whole-profile noise scale, 90
-    of 100 sweeps gave Approach 2 no interval; now all 100 do, covering 0.98 at 4× (100 replicates; 0.99 at 2×)."""
-    coverage = calibrate(FAMILIES["off-centre"], n_sweeps=100, noise=0.006, factors=(4.0,), n_bootstrap=100,
-                         approaches=("approach2",)).coverage("approach2 n_opt", 4.0)
+    of 100 sweeps gave Approach 2 and the frontier no interval. Now Approach 2 has one in all 100, covering 0.98 at
+    4× (100 replicates; 0.99 at 2×); the frontier's are unreliable in 17 and cover 0.95 (L_opt and a new run) in
+    the other 83."""
+    result = calibrate(FAMILIES["off-centre"], n_sweeps=100, noise=0.006, factors=(4.0,), n_bootstrap=100,
+                       approaches=("approach2",))
+    coverage = result.coverage("approach2 n_opt", 4.0)
     assert coverage.n_scored == 100 and coverage.coverage >= 0.90, coverage
+    for quantity in ("frontier loss_opt", "frontier loss"):
+        coverage = result.coverage(quantity, 4.0)
+        assert coverage.n_scored >= 75 and coverage.coverage >= 0.90, coverage
 
 
 def test_approach3_covers_the_truth_4x_beyond_a_small_lab_sweep():
