@@ -46,10 +46,14 @@ def tokens_at(compute, n, per_token: ComputePerToken | None = None):
 
 @dataclass(frozen=True)
 class Estimate:
-    """A value with its interval at the prediction's level ((nan, nan) where none could be formed)."""
+    """A value with its interval at the prediction's level ((nan, nan) where none could be formed).
+
+    `reliable` is False where the interval comes from a bootstrap that does not mean its level (most replicates
+    dropped, or its fit failed: `interval_reliable` of the fit's bootstrap): it is shown, marked, and not scored."""
 
     value: float
     interval: tuple[float, float] = NAN_PAIR
+    reliable: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "value", float(self.value))
@@ -86,14 +90,15 @@ class Allocation:
 
 
 def allocation_from_n_opt(approach: str, compute: float, n_opt: float, n_interval, *, loss: Estimate = UNKNOWN,
-                          success: bool = True, per_token: ComputePerToken | None = None) -> Allocation:
+                          success: bool = True, per_token: ComputePerToken | None = None,
+                          reliable: bool = True) -> Allocation:
     """An allocation from N_opt and its interval alone, with D = C/f(N) (`tokens_at`): a larger N means fewer
-    tokens, so the interval's ends swap."""
+    tokens, so the interval's ends swap. `reliable`: whether that interval means its level (`Estimate`)."""
     lo, hi = (float(v) for v in n_interval)
     d, d_lo, d_hi = (float(tokens_at(compute, n, per_token)) for n in (n_opt, hi, lo))
     return Allocation(
-        approach=approach, n_opt=Estimate(n_opt, (lo, hi)), d_opt=Estimate(d, (d_lo, d_hi)),
-        tokens_per_param=Estimate(d / n_opt, (d_lo / hi, d_hi / lo)), loss=loss, success=success)
+        approach=approach, n_opt=Estimate(n_opt, (lo, hi), reliable), d_opt=Estimate(d, (d_lo, d_hi), reliable),
+        tokens_per_param=Estimate(d / n_opt, (d_lo / hi, d_hi / lo), reliable), loss=loss, success=success)
 
 
 @dataclass(frozen=True)

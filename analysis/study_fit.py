@@ -114,7 +114,8 @@ class StudyFit:
             if self.frontier is None:
                 return UNKNOWN
             compute = float(self.per_token(float(N))) * float(D)
-            return Estimate(self.frontier.predict_loss(N, compute), self.frontier.prediction_interval(N, compute, seed=seed))
+            return Estimate(self.frontier.predict_loss(N, compute), self.frontier.prediction_interval(N, compute, seed=seed),
+                            self.frontier.interval_reliable)
         if self.approach3 is None:
             return UNKNOWN
         predicted = float(self.approach3.predict_loss(N, D))
@@ -122,7 +123,8 @@ class StudyFit:
             return Estimate(predicted)
         replicates = np.asarray(self.approach3_bootstrap.loss_samples(N, D), dtype=float).ravel()
         noise = np.exp(-np.random.default_rng(seed).choice(self.approach3.residuals, size=replicates.size))
-        return Estimate(predicted, percentile_interval(replicates * noise, self.level))
+        return Estimate(predicted, percentile_interval(replicates * noise, self.level),
+                        self.approach3_bootstrap.interval_reliable)
 
     def _approach3_allocation(self, compute: float) -> Allocation:
         """Approach 3's N_opt, D_opt, D/N and the loss there at C, with intervals from its bootstrap."""
@@ -135,7 +137,8 @@ class StudyFit:
         else:
             samples = boot.compute_optimal_samples(compute, self.per_token)
             samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
-            estimates = {k: Estimate(v, percentile_interval(samples[k], self.level)) for k, v in values.items()}
+            estimates = {k: Estimate(v, percentile_interval(samples[k], self.level), boot.interval_reliable)
+                         for k, v in values.items()}
         return Allocation(approach="approach3", success=self.approach3.success, **estimates)
 
     def allocations(self, compute: float) -> tuple[Allocation, ...]:
@@ -146,9 +149,12 @@ class StudyFit:
                 continue
             loss = UNKNOWN
             if name == "approach2" and self.frontier is not None:
-                loss = Estimate(self.frontier.loss_at_optimum(compute), self.frontier.loss_at_optimum_interval(compute))
+                loss = Estimate(self.frontier.loss_at_optimum(compute), self.frontier.loss_at_optimum_interval(compute),
+                                self.frontier.interval_reliable)
             out.append(allocation_from_n_opt(name, compute, float(law.n_opt(compute)), law.n_opt_interval(compute),
-                                             loss=loss, per_token=self.per_token))
+                                             loss=loss, per_token=self.per_token,
+                                             # Approach 1's interval drops no replicate: always reliable
+                                             reliable=name == "approach1" or law.interval_reliable))
         if self.approach3 is not None:
             out.append(self._approach3_allocation(compute))
         return tuple(out)

@@ -226,10 +226,9 @@ def _print_validation(multiple: float, v) -> None:
         lo, hi = c.predicted.interval
         label = {"frontier": "loss frontier", "approach3": "approach 3"}[c.predictor]
         mark = "  <- headline" if c is v.headline else ""
-        verdict = {True: "inside the interval", False: "OUTSIDE the interval", None: "no interval"}[c.inside_interval]
-        interval = f" [{lo:.4f}, {hi:.4f}]" if c.inside_interval is not None else ""
+        interval = f" [{lo:.4f}, {hi:.4f}]" if c.predicted.has_interval else ""
         print(f"  {label:<13} predicted {c.predicted.value:.4f}{interval}, error {c.relative_error:+.2%}, "
-              f"{verdict}{mark}")
+              f"{c.verdict}{mark}")
     if v.shape_note:
         print(f"  note: {v.shape_note}")
 

@@ -77,9 +77,13 @@ def _one_validation(multiple: float, v) -> list[tuple]:
         blocks.append(("p", f"The validation run did not produce a comparable loss (status {v.status}: {v.error})."))
     else:
         spec = design.spec
-        verdict = (f"{'inside' if headline.inside_interval else 'outside'} the prediction interval "
-                   f"{_interval(headline.predicted.interval, '.4f')}" if headline.inside_interval is not None
-                   else "with no prediction interval")
+        interval = _interval(headline.predicted.interval, '.4f')
+        if headline.inside_interval is not None:
+            verdict = f"{'inside' if headline.inside_interval else 'outside'} the prediction interval {interval}"
+        elif headline.predicted.has_interval:
+            verdict = f"with an unreliable interval {interval} (most bootstrap replicates dropped), not scored"
+        else:
+            verdict = "with no prediction interval"
         blocks.append(("p", f"At C = {design.budget:.3g} FLOPs ({multiple:g}× the largest sweep budget) the "
                             f"fit ({design.prediction.best.name}) predicted N_opt = {design.n_opt_predicted:.4g}; the "
                             f"model built for it has N = {v.n:,} ({spec.n_layers} layers × {spec.d_model}, "
@@ -96,7 +100,8 @@ def _one_validation(multiple: float, v) -> list[tuple]:
                    [[PREDICTOR_NAMES[c.predictor] + (" (headline)" if c is headline else ""),
                      _fmt(design.budget, ".3g"), _fmt(v.n, ","), _fmt(v.d, ","), _fmt(c.predicted.value),
                      _interval(c.predicted.interval, ".4f"), _fmt(v.actual_loss), _fmt(c.relative_error, "+.2%"),
-                     _fmt(c.inside_interval)] for c in v.comparisons]))
+                     "unreliable" if c.predicted.has_interval and not c.predicted.reliable else _fmt(c.inside_interval)]
+                    for c in v.comparisons]))
     return blocks
 
 

@@ -87,8 +87,18 @@ class Comparison:
 
     @property
     def inside_interval(self) -> bool | None:
+        """Whether the actual loss fell inside the interval; None where there is none or it is unreliable (a
+        bootstrap that does not mean its level is not scored: `Estimate.reliable`)."""
         lo, hi = self.predicted.interval
-        return bool(lo <= self.actual <= hi) if self.predicted.has_interval else None
+        return bool(lo <= self.actual <= hi) if self.predicted.has_interval and self.predicted.reliable else None
+
+    @property
+    def verdict(self) -> str:
+        if not self.predicted.has_interval:
+            return "no interval"
+        if not self.predicted.reliable:
+            return "interval unreliable (most bootstrap replicates dropped), not scored"
+        return "inside the interval" if self.inside_interval else "OUTSIDE the interval"
 
 
 @dataclass(frozen=True)

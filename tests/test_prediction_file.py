@@ -59,3 +59,22 @@ def test_a_file_that_is_not_a_record_is_refused_naming_it(tmp_path):
     with pytest.raises(ValueError, match="prediction.json: unreadable or not JSON"):
         fix_prediction(path, fit=fit, headline=fit.headline, runs=(_run(4),))
     assert path.read_text() == "{"  # left as it was
+
+
+def test_an_unreliable_interval_is_shown_marked_and_not_scored():
+    """An off-centre sweep (sizes 1.66× above the optimum, as the demo's) whose frontier bootstrap kept 25 of 100
+    replicates: its prediction carries the interval marked unreliable, and a validation run is not scored by it."""
+    from analysis.calibration import FAMILIES
+    from scaling.study import Comparison
+
+    family = FAMILIES["off-centre"]
+    runs = simulate_runs(budgets=family.budgets, n_per_budget=5, width=3.0, center=family.center,
+                         params=family.params, noise=0.006, seed=19)
+    fit = fit_all(runs, approaches=(2,), n_bootstrap=100, seed=19, holdout=())
+    predicted = fit.predict_run(1e5, 1e7, by="frontier")
+    assert predicted.has_interval and not predicted.reliable and not fit.frontier.interval_reliable
+    inside = (predicted.interval[0] + predicted.interval[1]) / 2
+    unscored = Comparison("frontier", predicted, actual=inside)
+    assert unscored.inside_interval is None and "unreliable" in unscored.verdict
+    scored = Comparison("frontier", Estimate(predicted.value, predicted.interval), actual=inside)
+    assert scored.inside_interval is True and scored.verdict == "inside the interval"
