@@ -125,6 +125,11 @@ def pooled_noise_scale(groups) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(scaled)))
 
 
+def residual_dof(groups) -> int:
+    """The residual degrees of freedom a pooled σ rests on: n − 3 for each group's quadratic (≥ 4 points)."""
+    return int(sum(max(len(x) - 3, 0) for x, _ in groups if len(np.unique(x)) >= 3))
+
+
 def fit_parabola(x, y, *, noise_scale: float | None = None, outlier_threshold: float | None = 5.0) -> Parabola:
     """Fit y ≈ c0 + c1·u + c2·u² (u = x − mean x), dropping one outlier if its studentized residual is large.
 
@@ -279,6 +284,7 @@ class IsoFlopFit(AllocationLaw):
     lack_of_fit: float = 1.0
     per_token: ComputePerToken = SIX_N  # C = f(N)·D: D* = C / f(N*) (analysis/compute_per_token.py)
     notes: tuple[str, ...] = ()  # what the fit left out (runs, budgets), each a message `fit_isoflop` can warn with
+    noise_dof: int = 0  # the residual degrees of freedom `noise_scale` was pooled from (`residual_dof`)
 
     @property
     def interval_reliable(self) -> bool:
@@ -393,9 +399,11 @@ def fit_isoflop(
     groups = [(float(b), g) for b, g in runs.groupby("budget", sort=True)]
     if not any(g["N"].nunique() >= 3 for _, g in groups):
         raise ValueError("IsoFLOP fit: no budget has ≥ 3 distinct model sizes N; cannot fit a parabola")
-    sigma = pooled_noise_scale(_windowed(g) for _, g in groups)
+    noise_groups = [_windowed(g) for _, g in groups]
+    sigma = pooled_noise_scale(noise_groups)
     if not math.isfinite(sigma):  # every window is exactly 3 sizes: take σ from the whole profiles (docstring)
-        sigma = pooled_noise_scale(_whole(g) for _, g in groups)
+        noise_groups = [_whole(g) for _, g in groups]
+        sigma = pooled_noise_scale(noise_groups)
         if math.isfinite(sigma):
             note(f"IsoFLOP fit: noise scale {sigma:.3g} from the whole profiles, as no window of 3 sizes leaves a "
                  "residual: an upper estimate (a profile's departure from a parabola counts as noise)")
@@ -411,7 +419,8 @@ def fit_isoflop(
         return dataclasses.replace(fit, success=False, significance=significance, notes=tuple(notes), message=(
             f"the runs show no significant scaling: the IsoFLOP profiles are no better than a flat loss per budget "
             f"({significance.message}); {fit.message}"))
-    return dataclasses.replace(fit, significance=significance, notes=tuple(notes))
+    return dataclasses.replace(fit, significance=significance, notes=tuple(notes),
+                               noise_dof=residual_dof(noise_groups) if math.isfinite(sigma) else 0)
 
 
 def _windowed(group: pd.DataFrame):

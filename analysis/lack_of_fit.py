@@ -13,6 +13,14 @@ interval's quantile is Student's t_ν instead of the normal's, so the bootstrap'
 prediction are scaled by s·t_ν(q)/z(q), q = (1 + level)/2. When s ≤ 1 (the noise explains the residuals) or
 ν < 1 (no residual left: 2 budgets through a 2-parameter law) the factor is 1 and the fit says so.
 The Birge ratio (Birge 1932; the Particle Data Group's scale factor) is the same s without the t quantile.
+
+`misfit_against_noise` asks the same question of Approach 3, whose intervals come from its own residuals: does
+L(N, D) leave the runs scattered more than their noise? It is the classical lack-of-fit F-test (Draper & Smith,
+"Applied Regression Analysis", 3rd ed. 1998, §2.1: the residual mean square against a pure-error mean square),
+with the pure error taken from an estimate the law did not make: Approach 2's σ, pooled over the IsoFLOP
+windows' local parabolas (ν = Σ (n_window − 3) degrees of freedom), made relative by the windows' median loss
+(the noise is taken as relative, as Approach 3's Huber loss on log L assumes). F = (Σ r²/(n − k)) / (σ/L)² on
+(n − k, ν); significant at `significance.LEVEL` (1%), the fit is reported as not describing the runs.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import math
 
 import numpy as np
 # scipy.special, not scipy.stats: the same values without scipy.stats' import (~1 s of `scaling fit` under load)
-from scipy.special import ndtri, stdtrit
+from scipy.special import fdtrc, ndtri, stdtrit
+
+from analysis.significance import LEVEL, SignificanceTest
 
 
 def lack_of_fit_factor(residuals, variances, n_params: int, level: float) -> float:
@@ -41,3 +51,18 @@ def widen(replicates, centre, factor: float) -> np.ndarray:
     """Bootstrap replicates with their deviations from `centre` (the point estimate) scaled by `factor`."""
     replicates = np.asarray(replicates, dtype=float)
     return centre + factor * (replicates - centre)
+
+
+def misfit_against_noise(log_residuals, n_params: int, relative_noise: float, noise_dof: int,
+                         level: float = LEVEL) -> SignificanceTest:
+    """Lack-of-fit F-test of a law's log-space residuals against an independent relative noise σ/L on `noise_dof`
+    degrees of freedom (module docstring); `significant` means the law misses the runs. Not tested (NaN) without
+    a residual degree of freedom or a noise estimate."""
+    r = np.asarray(log_residuals, dtype=float)
+    dof = r.size - n_params
+    name = "lack-of-fit F-test against the IsoFLOP windows' noise"
+    if dof < 1 or noise_dof < 1 or not (math.isfinite(relative_noise) and relative_noise > 0):
+        return SignificanceTest(name, math.nan, math.nan, (max(dof, 0), int(noise_dof)), level, False)
+    statistic = float(np.sum(r * r) / dof / relative_noise**2)
+    p_value = float(fdtrc(dof, noise_dof, statistic))  # F's upper tail
+    return SignificanceTest(name, statistic, p_value, (dof, int(noise_dof)), level, p_value < level)

@@ -37,6 +37,7 @@ from analysis.lr_horizon import LrHorizonFit, fit_lr_horizon
 from analysis.replicates import NoiseFloor, cell_groups, has_replicates, mean_curves, noise_floor
 from analysis.isoflop import IsoFlopFit, fit_isoflop
 from analysis.kaplan import KaplanFits, fit_kaplan
+from analysis.lack_of_fit import misfit_against_noise
 from analysis.parametric import ParametricFit, fit_parametric
 from analysis.powerlaw import percentile_interval
 from analysis.prediction import (APPROACH_NAMES, NAN_PAIR, PREDICTOR_NAMES, PREDICTORS, UNKNOWN, Allocation, Estimate,
@@ -313,6 +314,7 @@ def fit_all(
     if fits.ok("lr_law"):  # the same cell optima against N and D (Bjorck et al. 2024)
         fits.attempt("lr_horizon_law", fit_lr_horizon, fits.results["lr_law"], per_token=per_token, **boot)
     _check_consistency(fits)
+    _check_approach3_misfit(fits)
     if 3 not in approaches:
         fits.skipped.append(("backtest", "Approach 3 not requested"))
     elif holdout is not None and len(holdout) == 0:
@@ -413,6 +415,25 @@ def _check_consistency(fits: _Fits) -> None:
         fits.skipped.append(("consistency", f"{len(estimates)} approach(es) fitted successfully; need ≥ 2 to compare"))
 
 
+def _check_approach3_misfit(fits: _Fits) -> None:
+    """Warn when Approach 3's residuals scatter more than the runs' noise (`lack_of_fit.misfit_against_noise`):
+    its law then misses these runs' shape, and its intervals carry that misfit only as resampled residuals."""
+    approach2, approach3 = fits.results.get("approach2"), fits.results.get("approach3")
+    if approach2 is None or approach3 is None or not approach2.noise_dof:
+        return
+    window_losses = np.concatenate([p.loss[p.window] for p in approach2.profiles])
+    relative_noise = approach2.noise_scale / float(np.median(window_losses))
+    test = misfit_against_noise(approach3.residuals, 4 if approach3.fixed_E else 5, relative_noise,
+                                approach2.noise_dof)
+    if test.significant:
+        rms = math.sqrt(float(np.mean(np.square(approach3.residuals))))
+        fits.warnings.append(
+            f"Approach 3's L(N, D) misses these runs by more than their noise: its residuals scatter "
+            f"{rms / relative_noise:.3g}× the runs' noise (RMS {rms:.2%} of the loss against {relative_noise:.2%} in "
+            f"the IsoFLOP windows; {test.message}), so the law's form sets part of its errors, and its intervals "
+            f"carry that misfit only as resampled residuals")
+
+
 def _headline(r: dict) -> Headline | None:
     approach2 = r.get("approach2")
     frontier = r.get("frontier")
@@ -424,5 +445,9 @@ def _headline(r: dict) -> Headline | None:
 
 
 def _largest_budget(runs: pd.DataFrame) -> float:
-    column = "budget" if "budget" in runs.columns and runs["budget"].notna().all() else "C"
-    return float(runs[column].max()) if len(runs) else math.nan
+    if not len(runs):
+        return math.nan
+    if "budget" in runs.columns and runs["budget"].notna().all():
+        return float(runs["budget"].max())
+    six_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)  # where C is absent, as `prepare_table` fills it
+    return float((runs["C"].astype(float).fillna(six_nd) if "C" in runs.columns else six_nd).max())

@@ -243,3 +243,14 @@ def test_fit_all_on_a_run_store_read_back(tmp_path):
     assert result.skipped == (("backtest", "Approach 3 not requested"),)
     assert result.approach2.a == pytest.approx(CHINCHILLA_2022.a, rel=0.05)
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_a_table_without_budget_or_compute_columns_is_fitted_at_6ND():
+    """The OLMo ladder's table has N, D and loss only (no budget, no C): fit_all fills C = 6·N·D as every fit
+    does, instead of failing on the missing column."""
+    from test_golden import golden
+
+    runs = golden("olmo_ladder")[0]
+    assert not {"C", "budget"} & set(runs.columns)
+    fit = fit_all(runs, approaches=(3,), n_bootstrap=2, holdout=())
+    assert fit.approach3.success and fit.largest_budget == pytest.approx(float((6 * runs["N"] * runs["D"]).max()))
