@@ -51,7 +51,7 @@ from analysis.compute_per_token import SIX_N, ComputePerToken, from_runs
 from analysis.lack_of_fit import lack_of_fit_factor
 from analysis.powerlaw import AllocationLaw, PowerLawFit, fit_power_law, fit_power_law_rows, percentile_interval
 from analysis.significance import SignificanceTest, profiles_against_constant
-from analysis.table import CleanTable, clean_table, warn_excluded
+from analysis.table import CleanTable, clean_table, compute_column, warn_excluded
 
 # 1.4826·MAD estimates a normal's standard deviation (the MAD of N(0, 1) is Φ⁻¹(3/4) ≈ 0.6745).
 MAD_TO_SIGMA = 1.4826
@@ -198,8 +198,7 @@ def prepare_table(runs: pd.DataFrame, required, *, what: str) -> CleanTable:
     cleaned = clean_table(runs, source=what)
     runs = cleaned.table
     if "C" not in runs.columns or runs["C"].isna().any():
-        c_from_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)
-        runs = runs.assign(C=runs["C"].fillna(c_from_nd) if "C" in runs.columns else c_from_nd)
+        runs = runs.assign(C=compute_column(runs))
     if runs.empty:
         raise ValueError(f"{what}: no usable runs")
     return CleanTable(runs, cleaned.notes)

@@ -43,7 +43,7 @@ from analysis.powerlaw import percentile_interval
 from analysis.prediction import (APPROACH_NAMES, NAN_PAIR, PREDICTOR_NAMES, PREDICTORS, UNKNOWN, Allocation, Estimate,
                                  Headline, NoFitError, Prediction, allocation_from_n_opt, choose_headline)
 from analysis.serialize import from_tree, to_tree
-from analysis.table import clean_table
+from analysis.table import clean_table, compute_column
 
 APPROACH_KEYS = {1: "approach1", 2: "approach2", 3: "approach3"}
 
@@ -449,5 +449,4 @@ def _largest_budget(runs: pd.DataFrame) -> float:
         return math.nan
     if "budget" in runs.columns and runs["budget"].notna().all():
         return float(runs["budget"].max())
-    six_nd = 6.0 * runs["N"].astype(float) * runs["D"].astype(float)  # where C is absent, as `prepare_table` fills it
-    return float((runs["C"].astype(float).fillna(six_nd) if "C" in runs.columns else six_nd).max())
+    return float(compute_column(runs).max())

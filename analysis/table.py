@@ -130,6 +130,12 @@ def _run_label(df: pd.DataFrame, label) -> str:
 WSD_TRUNK = "a WSD trunk (its cooldown branches are the points)"
 
 
+def compute_column(df: pd.DataFrame) -> pd.Series:
+    """Each run's C: the `C` column where given, C = 6·N·D where it is absent or NaN (a table of N, D and loss)."""
+    six_nd = 6.0 * df["N"].astype("float64") * df["D"].astype("float64")
+    return df["C"].astype("float64").fillna(six_nd) if "C" in df.columns else six_nd
+
+
 def exclusion_columns(df: pd.DataFrame) -> list[str]:
     """Boolean columns that mark runs to leave out: named `excluded` or ending in `_excluded` (Epoch AI's
     Chinchilla extraction marks the runs it drops so, as tests/golden/epoch_chinchilla.csv keeps them)."""
@@ -335,8 +341,7 @@ def load_table(source, *, n_col: str = "N", d_col: str = "D", loss_col: str = "l
     if unfinished:
         parts.append(f"{path}: {len(unfinished)} run(s) have no row.json yet (unfinished): {', '.join(unfinished)}")
     kept = _apply_dtypes(cleaned.table.reset_index(drop=True).copy())
-    c_from_nd = 6.0 * kept["N"].astype("float64") * kept["D"].astype("float64")
-    kept["C"] = kept["C"].fillna(c_from_nd) if "C" in kept.columns else c_from_nd
+    kept["C"] = compute_column(kept)
     kept.attrs["source"] = str(path)
     return CleanTable(kept, (" | ".join(parts),) if parts else ())
 
