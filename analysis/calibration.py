@@ -7,7 +7,10 @@ bootstrap, the loss frontier through its minima, Approach 3 with its bootstrap o
 - "approach2 n_opt", "approach3 n_opt": the confidence interval of N_opt(C) against the law's true N_opt;
 - "frontier loss_opt": the frontier's interval of L_opt(C) against the law's true loss at N_opt;
 - "frontier loss", "approach3 loss": the *prediction* interval of one new run at the true N_opt(C) (what a
-  validation run is checked against) against that run's simulated loss, the truth times its own noise.
+  validation run is checked against) against that run's simulated loss, the truth times its own noise;
+- "... loss_small", "... loss_large": the same for a new run at half and at twice the true N_opt(C), the span a
+  researcher picks a model's size from near the optimum (well inside the families' own ±3× and ±8× sweeps):
+  what the frontier's shape off the optimum and Approach 3's L(N, D) away from N_opt predict.
 An interval its fit marks unreliable (`interval_reliable` False: most replicates dropped, the fit failed or
 sits on a bound) is counted apart, not scored as a 95% interval. The report is the share inside, by
 (predictor, quantity), over the sweeps that gave a reliable interval.
@@ -27,7 +30,9 @@ from analysis.isoflop import fit_isoflop
 from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, fit_parametric, predict_loss
 from analysis.simulate import simulate_runs
 
-QUANTITIES = ("approach2 n_opt", "approach3 n_opt", "approach3 loss", "frontier loss_opt", "frontier loss")
+QUANTITIES = ("approach2 n_opt", "approach3 n_opt", "approach3 loss", "approach3 loss_small", "approach3 loss_large",
+              "frontier loss_opt", "frontier loss", "frontier loss_small", "frontier loss_large")
+OFF_OPTIMUM = {"loss_small": 0.5, "loss_large": 2.0}  # a new run's N against the true N_opt
 APPROACHES = ("approach2", "approach3")
 
 
@@ -100,11 +105,19 @@ class CalibrationResult:
         return next(c for c in self.coverages if c.quantity == quantity and c.factor == factor)
 
 
-def _truth(params: ChinchillaParams, compute: float, noise: float, rng) -> dict[str, float]:
+def _truth(params: ChinchillaParams, compute: float, noise: float, rng, off_rng) -> dict[str, float]:
+    """The law's N_opt, D_opt, L_opt at `compute`, and new runs' losses (the law times each run's own noise) at
+    N_opt ("loss", noise from `rng`) and at the sizes of `OFF_OPTIMUM` (the run's N under "n_" + its key; noise
+    from `off_rng`, its own stream, so the runs at N_opt draw what they drew before these were added)."""
     n_opt, d_opt = (float(v) for v in compute_optimal(params, compute))
     loss_opt = float(predict_loss(params, n_opt, d_opt))
-    return {"n_opt": n_opt, "d_opt": d_opt, "loss_opt": loss_opt,
-            "loss": loss_opt * math.exp(noise * rng.standard_normal())}
+    truth = {"n_opt": n_opt, "d_opt": d_opt, "loss_opt": loss_opt,
+             "loss": loss_opt * math.exp(noise * rng.standard_normal())}
+    for key, ratio in OFF_OPTIMUM.items():
+        n = ratio * n_opt
+        truth["n_" + key] = n
+        truth[key] = float(predict_loss(params, n, compute / (6 * n))) * math.exp(noise * off_rng.standard_normal())
+    return truth
 
 
 def _fits(runs, approaches, *, n_bootstrap: int, level: float, seed: int, search: str):
@@ -134,11 +147,16 @@ def _intervals_at(fits, compute: float, truth: dict, seed: int) -> dict:
         reliable = frontier.success and frontier.interval_reliable
         out["frontier loss_opt"] = (frontier.loss_at_optimum_interval(compute), reliable)
         out["frontier loss"] = (frontier.prediction_interval(truth["n_opt"], compute, seed=seed), reliable)
+        for key in OFF_OPTIMUM:
+            out["frontier " + key] = (frontier.prediction_interval(truth["n_" + key], compute, seed=seed), reliable)
     if boot is None:
         return out
     reliable = fit.success and boot.interval_reliable
     out["approach3 n_opt"] = (boot.compute_optimal_intervals(compute)["n_opt"], reliable)
     out["approach3 loss"] = (boot.prediction_interval(truth["n_opt"], truth["d_opt"], seed=seed), reliable)
+    for key in OFF_OPTIMUM:
+        n = truth["n_" + key]
+        out["approach3 " + key] = (boot.prediction_interval(n, compute / (6 * n), seed=seed), reliable)
     return out
 
 
@@ -158,14 +176,14 @@ def calibrate(family: LawFamily, *, n_sweeps: int = 100, noise: float = 0.006, f
     if not factors or not all(f > 0 for f in factors):
         raise ValueError(f"factors must be positive multiples of the largest budget, got {factors}")
     counts = {(q, f): [0, 0, 0, 0] for q in QUANTITIES for f in factors}  # inside, scored, unreliable, failed
-    rng = np.random.default_rng(seed)
+    rng, off_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     for i in range(n_sweeps):
         runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
                              center=family.center, params=family.params, noise=noise, seed=seed + i)
         fits = _fits(runs, approaches, n_bootstrap=n_bootstrap, level=level, seed=seed + i, search=search)
         for factor in factors:
             compute = factor * max(family.budgets)
-            truth = _truth(family.params, compute, noise, rng)
+            truth = _truth(family.params, compute, noise, rng, off_rng)
             intervals = _intervals_at(fits, compute, truth, seed + i)
             for quantity in QUANTITIES:
                 tally = counts[(quantity, factor)]

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.smoke_test:
         args.sweeps, args.bootstrap, args.noise = 5, 50, [0.006]
-    print(f"{'family':<11} {'noise':>6} {'method':>6} {'×':>3}  {'quantity':<18} {'coverage':>8}  inside/scored  "
+    print(f"{'family':<11} {'noise':>6} {'method':>6} {'×':>3}  {'quantity':<20} {'coverage':>8}  inside/scored  "
           f"unreliable  failed")
     for name in args.family:
         for noise in args.noise:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                     result = calibrate(FAMILIES[name], n_sweeps=args.sweeps, noise=noise, factors=(4.0, 10.0),
                                        n_bootstrap=args.bootstrap)
                 for c in result.coverages:
-                    print(f"{name:<11} {noise:>6.3%} {'now' if current else 'before':>6} {c.factor:>3g}  {c.quantity:<18} "
+                    print(f"{name:<11} {noise:>6.3%} {'now' if current else 'before':>6} {c.factor:>3g}  {c.quantity:<20} "
                           f"{c.coverage:>8.3f}  {c.n_inside:>5}/{c.n_scored:<6}  {c.n_unreliable:>10}  {c.n_failed:>6}")
                 print(f"  ({args.sweeps} sweeps, {args.bootstrap} replicates each: {time.perf_counter() - start:.1f} s)")
     return 0
