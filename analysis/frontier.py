@@ -4,12 +4,20 @@ Approach 2 fits a parabola in log N to each budget's runs around its lowest one;
 its value at the vertex the best loss that budget reaches. A power law with a floor through those minima,
 L_opt(C) = E + G·C^−γ (the form Porian et al. 2024 fit for L*(C); DeepSeek LLM, Bi et al. 2024, §3.3, used
 its floorless special case), predicts the loss of a compute-optimal run at a larger budget. The profiles'
-curvature adds the cost of a run built off the optimum (after rounding to a shape, say):
+shape adds the cost of a run built off the optimum (after rounding to a shape, say), Δ = ln N − ln N_opt(C):
 
-    L(N, C) = L_opt(C) · (1 + κ·(ln N − ln N_opt(C))²)
+    L(N, C) = E + G·C^−γ · S(Δ),   S(Δ) = a·exp(−λ(1−a)Δ) + (1−a)·exp(λaΔ),   λ = sqrt(2κ / (a(1−a)))
 
-with N_opt(C) Approach 2's law and κ the mean over budgets of each parabola's c2 / L_min (the curvature
-relative to the loss, which keeps κ comparable between budgets whose losses differ).
+with N_opt(C) = k_n·C^a Approach 2's law. Why this shape: in Chinchilla's form at fixed C (D = C/6N),
+L − E = A·N^−α + B·D^−β is a sum of two exponentials in ln N, and at the optimum the two terms share the
+reducible loss R = L_opt − E in the ratio a : 1 − a, a = β/(α+β) being N_opt's exponent, so
+L − E = R·S(Δ) with λ(1−a) = α and λa = β. Two consequences follow that a parabola times L_opt misses:
+the curvature at the optimum, ½·R·λ²·a(1−a) = ½αβ·R, is a fixed share of the *reducible* loss, which
+shrinks towards the floor as compute grows; and the walls are asymmetric (with a > ½ the small-N wall is
+the gentle one). κ is measured, not derived: the mean over budgets of each parabola's c2 / R_i, R_i =
+G·C_i^−γ the law's reducible loss there (positive by construction); the floorless law (E = 0) keeps the
+curvature a share of the whole loss, as before. a outside (0, 1) is no allocation of Chinchilla's form, and
+the shape then takes a = ½ (symmetric).
 
 Notable choices:
 - The floor. Without one, a power law through minima that bend towards an irreducible loss extrapolates
@@ -137,7 +145,7 @@ def fit_floor_law(compute, loss, *, refine: bool = True) -> FloorLaw:
 
 @dataclass(frozen=True)
 class FrontierFit:
-    """L_opt(C) = E + G·C^−gamma through the IsoFLOP minima, plus the relative curvature `kappa` for runs off N_opt.
+    """L_opt(C) = E + G·C^−gamma through the IsoFLOP minima, plus the shape `kappa`, `a` for runs off N_opt.
 
     `has_floor` says whether the floor E was identified (see the module docstring); without it E = 0 and the
     floorless power law is used, and `message` says why. `E_interval` is the bootstrap's (NaN without a floor or
@@ -187,7 +195,7 @@ class FrontierFit:
         return _frontier_loss(math.log(self.G), self.gamma, compute, E=self.E)
 
     def predict_loss(self, N, compute) -> np.ndarray:
-        """L(N, C): the frontier at C plus the curvature penalty for N away from Approach 2's N_opt(C)."""
+        """L(N, C): the frontier at C, its reducible part scaled by the profile's shape for N away from N_opt(C)."""
         return _frontier_loss(math.log(self.G), self.gamma, compute, N, math.log(self.k_n), self.a, self.kappa,
                               E=self.E)
 
@@ -214,8 +222,11 @@ class FrontierFit:
         bands = []
         for samples, (e, g, gamma), factor in self._laws():
             log_g, gammas, log_k, a, kappa, es = samples.T
-            point = _frontier_loss(math.log(g), gamma, compute, N, math.log(self.k_n), self.a, self.kappa, E=e)
-            replicates = widen(_frontier_loss(log_g, gammas, compute, N, log_k, a, kappa, E=es), point, factor)
+            # each law widened by its own misfit: L_opt's deviations by the frontier's factor; the cost of N off
+            # N_opt(C) through N_opt's replicates, which carry Approach 2's (`_bootstrap`), not widened again
+            at_optimum = _frontier_loss(log_g, gammas, compute, E=es)
+            off_optimum = _frontier_loss(log_g, gammas, compute, N, log_k, a, kappa, E=es) - at_optimum
+            replicates = widen(at_optimum, _frontier_loss(math.log(g), gamma, compute, E=e), factor) + off_optimum
             noise = self.noise_scale * np.random.default_rng(seed).standard_normal(replicates.size)
             bands.append(percentile_interval(replicates + noise, self.level))
         return _union(bands)
@@ -228,14 +239,33 @@ def _union(bands) -> tuple[float, float]:
     return (float(min(b[0] for b in bands)), float(max(b[1] for b in bands)))
 
 
-def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.0, kappa=0.0, E=0.0):
-    """E + G·C^-γ, times (1 + κ·(ln N − ln N_opt(C))²) when N is given; parameters may be bootstrap arrays."""
+def _frontier_loss(log_g, gamma, compute, N=None, log_k=0.0, a=0.5, kappa=0.0, E=0.0):
+    """E + G·C^-γ, its reducible part G·C^-γ times the shape S(ln N − ln N_opt(C)) when N is given (module
+    docstring); parameters may be bootstrap arrays."""
     log_c = np.log(np.asarray(compute, dtype=float))
-    loss = E + np.exp(log_g - gamma * log_c)
+    reducible = np.exp(log_g - gamma * log_c)
     if N is None:
-        return loss
+        return E + reducible
     off = np.log(np.asarray(N, dtype=float)) - (log_k + a * log_c)
-    return loss * (1 + kappa * off**2)
+    return E + reducible * profile_shape(off, a, kappa)
+
+
+def profile_shape(off, a, kappa):
+    """S(Δ) = a·e^(−λ(1−a)Δ) + (1−a)·e^(λaΔ), λ = sqrt(2κ/(a(1−a))): S(0) = 1, S'(0) = 0, S''(0) = 2κ, the
+    shape of Chinchilla's form at fixed compute in Δ = ln N − ln N_opt (module docstring); a outside (0, 1)
+    takes ½."""
+    a = np.asarray(a, dtype=float)
+    a = np.where((a > 0) & (a < 1), a, 0.5)
+    lam = np.sqrt(2 * np.asarray(kappa, dtype=float) / (a * (1 - a)))
+    return a * np.exp(-lam * (1 - a) * off) + (1 - a) * np.exp(lam * a * off)
+
+
+def relative_curvature(curvatures, budgets, log_g, gamma) -> np.ndarray:
+    """κ: the mean over budgets of each parabola's c2 over the law's reducible loss there, G·C_i^−γ (module
+    docstring). curvatures: (budgets,) or (replicates, budgets); log_g, gamma: scalars or one per replicate."""
+    reducible = np.exp(np.asarray(log_g, dtype=float)[..., None]
+                       - np.asarray(gamma, dtype=float)[..., None] * np.log(np.asarray(budgets, dtype=float)))
+    return np.mean(np.asarray(curvatures, dtype=float) / reducible, axis=-1)
 
 
 def _parabola_designs(fit: IsoFlopFit):
@@ -348,8 +378,8 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     used = [p for p in isoflop.profiles if p.included]
     budgets = np.array([p.budget for p in used])
     loss_opt = np.array([p.loss_opt for p in used])
+    curvatures = np.array([p.parabola.c2 for p in used])
     loss_law = fit_power_law(budgets, loss_opt)
-    kappa = float(np.mean([p.parabola.c2 / p.loss_opt for p in used]))
     floor = fit_floor_law(budgets, loss_opt)
     reasons = _floor_reasons(budgets, loss_opt, floor)
 
@@ -362,6 +392,7 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     else:
         E, G, gamma = 0.0, float(loss_law.k), float(-loss_law.p)
         form = f"L_opt = {G:.4g}·C^-{gamma:.4f} (no floor: {'; '.join(reasons)})"
+    kappa = float(relative_curvature(curvatures, budgets, math.log(G), gamma))
     samples, E_interval = _law_samples(budgets, replicates, has_floor, level)
     finite = np.all(np.isfinite(samples), axis=1)
     if not finite.all():
@@ -369,7 +400,7 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     samples = samples[finite]
     gamma_interval = (tuple(percentile_interval(samples[:, 1], level)) if len(samples) >= 2
                       else (math.nan, math.nan))
-    message = f"{form} through {len(used)} budget minima; relative curvature κ = {kappa:.4g}"
+    message = f"{form} through {len(used)} budget minima; curvature κ = {kappa:.4g} of the reducible loss"
     if len(used) == 2:
         notes.append("exact through 2 budgets: the law's own misfit cannot be estimated")
     variances = _minimum_variances(isoflop)
@@ -400,17 +431,20 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
 
 
 def _bootstrap(isoflop: IsoFlopFit, budgets: np.ndarray, n_bootstrap: int, seed: int):
-    """Replicates of the budget minima drawn from Approach 2's noise, as (vertex loss: replicates × budgets,
-    log k, a, κ: one per replicate), or None when there is no bootstrap; and the notes saying what was dropped."""
+    """Replicates of the budget minima drawn from Approach 2's noise, as (vertex loss and c2: replicates × budgets;
+    log k, a: one per replicate), or None when there is no bootstrap; and the notes saying what was dropped."""
     sigma = isoflop.noise_scale
     if not (n_bootstrap and math.isfinite(sigma) and sigma > 0):
         return None, ["no bootstrap" if not n_bootstrap else "no interval: Approach 2's noise scale is unavailable"]
     log_n_opt, vertex_loss, curvature, ok = _replicate_minima(isoflop, n_bootstrap, seed)
     log_k, a = _line(np.log(budgets), log_n_opt[ok])
-    kappas = np.mean(curvature[ok] / vertex_loss[ok], axis=1)
+    # N_opt(C) is Approach 2's law, so it carries Approach 2's uncertainty as Approach 2 reports it: widened where
+    # the vertices scatter about the law more than their noise explains (`IsoFlopFit.lack_of_fit`)
+    log_k = widen(log_k, math.log(isoflop.k_n), isoflop.lack_of_fit)
+    a = widen(a, isoflop.a, isoflop.lack_of_fit)
     notes = [] if ok.all() else [f"{int((~ok).sum())} of {n_bootstrap} replicates dropped "
                                  "(a parabola opened downward or its vertex left the sampled sizes)"]
-    return (vertex_loss[ok], log_k, a, kappas), notes
+    return (vertex_loss[ok], curvature[ok], log_k, a), notes
 
 
 def _law_samples(budgets: np.ndarray, replicates, has_floor: bool, level: float):
@@ -423,11 +457,18 @@ def _law_samples(budgets: np.ndarray, replicates, has_floor: bool, level: float)
         if len(replicates[0]) >= 2:
             floor_samples = fit_floor_law(budgets, replicates[0], refine=False)
             E_interval = tuple(percentile_interval(floor_samples.E, level))
-            samples = np.column_stack([floor_samples.log_G, floor_samples.gamma, *replicates[1:], floor_samples.E])
+            samples = _sample_rows(budgets, replicates, floor_samples.log_G, floor_samples.gamma, floor_samples.E)
     else:
         log_g, slope = _line(np.log(budgets), np.log(replicates[0]))
-        samples = np.column_stack([log_g, -slope, *replicates[1:], np.zeros(len(log_g))])
+        samples = _sample_rows(budgets, replicates, log_g, -slope, np.zeros(len(log_g)))
     return samples, E_interval
+
+
+def _sample_rows(budgets, replicates, log_g, gamma, E) -> np.ndarray:
+    """Rows (log G, γ, log k, a, κ, E): each replicate's law with its N_opt law and its κ against that law."""
+    _, curvature, log_k, a = replicates
+    kappa = relative_curvature(curvature, budgets, log_g, gamma)
+    return np.column_stack([log_g, gamma, log_k, a, kappa, E])
 
 
 def _unselected_floor(budgets, loss_opt, floor: FloorLaw, replicates, variances, level: float) -> dict:
@@ -443,7 +484,7 @@ def _unselected_floor(budgets, loss_opt, floor: FloorLaw, replicates, variances,
     if len(budgets) < MIN_BUDGETS_FOR_FLOOR_LAW or floor.not_falling[0]:
         return {}
     reps = fit_floor_law(budgets, replicates[0], refine=False)
-    samples = np.column_stack([reps.log_G, reps.gamma, *replicates[1:], reps.E])
+    samples = _sample_rows(budgets, replicates, reps.log_G, reps.gamma, reps.E)
     samples = samples[np.all(np.isfinite(samples), axis=1)]
     e, g, gamma = float(floor.E[0]), math.exp(floor.log_G[0]), float(floor.gamma[0])
     residuals = loss_opt - _frontier_loss(math.log(g), gamma, budgets, E=e)

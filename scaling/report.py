@@ -135,8 +135,9 @@ def _fit_blocks(fit) -> list[tuple]:
     if frontier is not None:
         floor = (f"E + G·C^-γ, with a floor E = {_fmt(frontier.E)} {_interval(frontier.E_interval)}" if frontier.has_floor
                  else "G·C^-γ, without a floor (none identified)")
-        blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = {floor} (for a run off N_opt, "
-                            f"× (1 + κ·(ln N − ln N_opt)²)): G = {_fmt(frontier.G)}, γ = {_fmt(frontier.gamma, '.4f')} "
+        blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = {floor} (for a run off N_opt, G·C^-γ "
+                            f"× S(ln N − ln N_opt), S the profile's shape in Chinchilla's form, curvature 2κ at N_opt): "
+                            f"G = {_fmt(frontier.G)}, γ = {_fmt(frontier.gamma, '.4f')} "
                             f"{_interval(frontier.gamma_interval, '.4f')}, κ = {_fmt(frontier.kappa, '.3g')}. "
                             f"{frontier.message}"))
     for law, label in ((fit.lr_law, "learning rate"), (fit.batch_law, "batch size")):
