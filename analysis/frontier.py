@@ -42,7 +42,10 @@ Intervals come from a parametric bootstrap of the runs themselves: every run's l
 redrawn as its fitted value plus normal noise of the pooled scale σ (Approach 2's `noise_scale`), every
 parabola refitted, and the frontier, N_opt law and κ refitted, `n_bootstrap` times. A prediction interval for
 one new run adds that run's own noise, σ·ε. Where the minima scatter about the law more than that noise
-explains (the law's misfit), the replicates' deviations are widened by `lack_of_fit` (`analysis.lack_of_fit`).
+explains (the law's misfit), the replicates' deviations of L_opt are widened by `lack_of_fit`
+(`analysis.lack_of_fit`); a run off the optimum adds its cost there, whose uncertainty is mostly N_opt's, and
+N_opt's replicates are widened by Approach 2's own factor (`IsoFlopFit.lack_of_fit`), as Approach 2's intervals
+are, and not by the frontier's: each law's misfit widens its own part.
 Where the floorless law is used but the floor law can be fitted (≥ 3 budgets, minima falling), the intervals
 are the union of both laws' (`_unselected_floor`): a law chosen by a test, or with 3 budgets by the rule alone
 (the floor law is exact through 3 minima, so nothing tests it), must not be treated as known (post-selection
@@ -408,17 +411,21 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     problem = _no_scaling(significance, gamma)
     residuals = loss_opt - _frontier_loss(math.log(G), gamma, budgets, E=E)
     lack_of_fit = lack_of_fit_factor(residuals, variances, 3 if has_floor else 2, level)
-    if lack_of_fit > 1:
-        notes.append(f"intervals widened ×{lack_of_fit:.3g}: the minima scatter about the law more than the runs' "
-                     "noise explains (lack of fit, analysis.lack_of_fit)")
     alternative = {}
     if not has_floor and replicates is not None:
         alternative = _unselected_floor(budgets, loss_opt, floor, replicates, variances, level)
-        if alternative:
-            why = ("exact through 3 budgets, so not testable" if len(budgets) < MIN_BUDGETS_FOR_FLOOR
-                   else "not selected by its F-test")
-            notes.append(f"intervals also hold the floor law E = {alternative['floor_law'][0]:.4g} + "
-                         f"G·C^-γ, fitted but {why}")
+    if alternative:
+        why = ("exact through 3 budgets, so not testable" if len(budgets) < MIN_BUDGETS_FOR_FLOOR
+               else "not selected by its F-test")
+        notes.append(f"intervals also hold the floor law E = {alternative['floor_law'][0]:.4g} + "
+                     f"G·C^-γ, fitted but {why}")
+        # the floorless law's excess scatter is what the floor law explains, and the floor law is in the interval:
+        # both bands are widened by what neither law explains (the floor law's factor), not counted twice
+        lack_of_fit = alternative["floor_lack_of_fit"]
+    if lack_of_fit > 1:
+        notes.append(f"intervals widened ×{lack_of_fit:.3g}: the minima scatter about the "
+                     f"{'floor law' if alternative else 'law'} more than the runs' noise explains "
+                     "(lack of fit, analysis.lack_of_fit)")
     return FrontierFit(
         G=G, gamma=gamma, gamma_interval=gamma_interval, kappa=kappa,
         k_n=float(isoflop.k_n), a=float(isoflop.a), loss_law=loss_law,

@@ -146,6 +146,8 @@ def test_three_budgets_cannot_identify_a_floor_but_their_intervals_hold_one():
     budgets, minima = np.array(fit.budgets), np.array(fit.loss_opt)
     assert 0 < e < minima.min() and e + g * budgets**-gamma == pytest.approx(minima, rel=1e-8)
     assert len(fit.floor_samples) >= 100 and fit.floor_lack_of_fit == 1.0  # no residual to measure a misfit by
+    # the floorless law's excess scatter is the floor law's curvature, held by the union: not widened for again
+    assert fit.lack_of_fit == 1.0 and "widened" not in fit.message
     c = 4 * BUDGETS[2]
     lo, hi = fit.loss_at_optimum_interval(c)
     assert lo <= e + g * c**-gamma <= hi
