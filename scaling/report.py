@@ -136,7 +136,7 @@ def _fit_blocks(fit) -> list[tuple]:
         floor = (f"E + G·C^-γ, with a floor E = {_fmt(frontier.E)} {_interval(frontier.E_interval)}" if frontier.has_floor
                  else "G·C^-γ, without a floor (none identified)")
         blocks.append(("p", f"Loss frontier through those minima, L_opt(C) = {floor} (for a run off N_opt, G·C^-γ "
-                            f"× S(ln N − ln N_opt), S the profile's shape in Chinchilla's form, curvature 2κ at N_opt): "
+                            f"× S(ln N − ln N_opt), S the profile's shape in Chinchilla's form, S(0) = 1, S''(0) = 2κ): "
                             f"G = {_fmt(frontier.G)}, γ = {_fmt(frontier.gamma, '.4f')} "
                             f"{_interval(frontier.gamma_interval, '.4f')}, κ = {_fmt(frontier.kappa, '.3g')}. "
                             f"{frontier.message}"))
