@@ -27,8 +27,9 @@ import numpy as np
 from analysis.bootstrap import bootstrap_parametric
 from analysis.frontier import fit_frontier
 from analysis.isoflop import fit_isoflop
-from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, fit_parametric, predict_loss
-from analysis.simulate import simulate_runs
+from analysis.kaplan_law import KAPLAN_2020
+from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, fit_parametric
+from analysis.simulate import Law, simulate_runs
 
 QUANTITIES = ("approach2 n_opt", "approach3 n_opt", "approach3 loss", "approach3 loss_small", "approach3 loss_large",
               "frontier loss_opt", "frontier loss", "frontier loss_small", "frontier loss_large")
@@ -38,11 +39,11 @@ APPROACHES = ("approach2", "approach3")
 
 @dataclass(frozen=True)
 class LawFamily:
-    """A simulated sweep design: the true law, its IsoFLOP budgets and the sizes per budget (±`width`× around
+    """A simulated sweep design: the true law (a `simulate.Law`), its IsoFLOP budgets and the sizes per budget (±`width`× around
     `center`·N_opt: 1 centres the sweep on the optimum)."""
 
     name: str
-    params: ChinchillaParams
+    params: Law
     budgets: tuple[float, ...]
     n_per_budget: int
     width: float
@@ -71,6 +72,10 @@ FAMILIES = {
 # which is 1.77×, 1.66× and 1.56× the law's own N_opt at its budgets (1.66× in all): most lowest runs sit one size
 # from the small end, so most windows are 3 sizes (Approach 2's noise scale then comes from whole profiles).
 FAMILIES["off-centre"] = dataclasses.replace(FAMILIES["small-lab"], name="off-centre", center=1.66)
+# "kaplan-form": a truth whose form is not the one we fit (analysis/kaplan_law.py: Kaplan et al. 2020's eq. 1.5, no
+# floor, the walls a power 0.095 of two exponentials) on chinchilla's design, 5 budgets 1e18–1e20 × 9 sizes over ±8×:
+# what our intervals cover where the law is misspecified, as on real sweeps it is.
+FAMILIES["kaplan-form"] = LawFamily("kaplan-form", KAPLAN_2020, tuple(np.geomspace(1e18, 1e20, 5)), 9, 8.0)
 
 
 @dataclass(frozen=True)
@@ -105,18 +110,18 @@ class CalibrationResult:
         return next(c for c in self.coverages if c.quantity == quantity and c.factor == factor)
 
 
-def _truth(params: ChinchillaParams, compute: float, noise: float, rng, off_rng) -> dict[str, float]:
+def _truth(params: Law, compute: float, noise: float, rng, off_rng) -> dict[str, float]:
     """The law's N_opt, D_opt, L_opt at `compute`, and new runs' losses (the law times each run's own noise) at
     N_opt ("loss", noise from `rng`) and at the sizes of `OFF_OPTIMUM` (the run's N under "n_" + its key; noise
     from `off_rng`, its own stream, so the runs at N_opt draw what they drew before these were added)."""
-    n_opt, d_opt = (float(v) for v in compute_optimal(params, compute))
-    loss_opt = float(predict_loss(params, n_opt, d_opt))
+    n_opt, d_opt = (float(v) for v in params.optimum(compute))
+    loss_opt = float(params.loss(n_opt, d_opt))
     truth = {"n_opt": n_opt, "d_opt": d_opt, "loss_opt": loss_opt,
              "loss": loss_opt * math.exp(noise * rng.standard_normal())}
     for key, ratio in OFF_OPTIMUM.items():
         n = ratio * n_opt
         truth["n_" + key] = n
-        truth[key] = float(predict_loss(params, n, compute / (6 * n))) * math.exp(noise * off_rng.standard_normal())
+        truth[key] = float(params.loss(n, compute / (6 * n))) * math.exp(noise * off_rng.standard_normal())
     return truth
 
 

@@ -99,6 +99,14 @@ class ChinchillaParams:
         """G = (αA / (βB))^(1/(α+β)), evaluated in log space."""
         return math.exp((math.log(self.alpha * self.A) - math.log(self.beta * self.B)) / (self.alpha + self.beta))
 
+    def loss(self, N, D) -> np.ndarray:
+        """L(N, D) (`predict_loss`): with `optimum`, what a simulated sweep asks of a law (`analysis.simulate`)."""
+        return predict_loss(self, N, D)
+
+    def optimum(self, C) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) under C = 6·N·D (`compute_optimal`)."""
+        return compute_optimal(self, C)
+
 
 # Hoffmann et al. (2022), Approach 3 (their eq. 10 and Table A3 fit).
 CHINCHILLA_2022 = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)

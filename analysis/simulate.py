@@ -7,8 +7,9 @@ loss, train_loss, val_loss), and `write_store` a run store that `read_table`/`re
 `scaling fit` read back.
 
 Model of the data:
-- loss = L(N, D)·exp(noise·z), z ~ N(0, 1): L from `parametric.predict_loss` (default: Hoffmann et al.
-  2022 Approach 3, `CHINCHILLA_2022`), relative noise as a standard deviation in log space.
+- loss = L(N, D)·exp(noise·z), z ~ N(0, 1): L from a `Law`, anything with `loss(N, D)` and `optimum(C)`
+  (default: Hoffmann et al. 2022 Approach 3, `parametric.CHINCHILLA_2022`; also `kaplan_law.KaplanLaw`, a
+  truth of another form), relative noise as a standard deviation in log space.
 - IsoFLOP design: per budget C, `n_per_budget` sizes log-spaced over [N_opt/width, N_opt·width] around
   the true compute-optimal N_opt(C) (or the fixed ladder `sizes`), D = C/(6N). N and D are integers, so
   the row's C = 6·N·D differs slightly from the nominal `budget`.
@@ -27,14 +28,23 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from analysis.parametric import CHINCHILLA_2022, ChinchillaParams, compute_optimal, predict_loss
+from analysis.parametric import CHINCHILLA_2022
 import atomicio
 
 HYPERPARAM_COLUMNS = ("lr", "batch_size")
+
+
+class Law(Protocol):
+    """A known L(N, D) to draw runs from: `parametric.ChinchillaParams`, `kaplan_law.KaplanLaw`."""
+
+    def loss(self, N, D) -> np.ndarray: ...
+
+    def optimum(self, C) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +84,7 @@ def _check_positive(name: str, values) -> np.ndarray:
     return arr
 
 
-def _finish(design: pd.DataFrame, *, sweep: str, params: ChinchillaParams, noise: float, seed: int,
+def _finish(design: pd.DataFrame, *, sweep: str, params: Law, noise: float, seed: int,
             hyperparams: tuple[HyperparamAxis, ...]) -> pd.DataFrame:
     """Integer N and D, C = 6ND, hyperparameter axes, noisy loss, ids: the table format."""
     if not noise >= 0:
@@ -97,7 +107,7 @@ def _finish(design: pd.DataFrame, *, sweep: str, params: ChinchillaParams, noise
             values = np.maximum(np.round(values), 1).astype("int64")
         design[axis.name] = values
         penalty = penalty + axis.curvature * np.log(values / np.repeat(opt, axis.n_points)) ** 2
-    clean = predict_loss(params, design["N"].to_numpy(), design["D"].to_numpy()) + penalty
+    clean = params.loss(design["N"].to_numpy(), design["D"].to_numpy()) + penalty
     loss = clean * np.exp(noise * rng.standard_normal(len(design)))
     n = len(design)
     front = pd.DataFrame({
@@ -111,7 +121,7 @@ def _finish(design: pd.DataFrame, *, sweep: str, params: ChinchillaParams, noise
 
 
 def simulate_runs(*, budgets, n_per_budget: int = 9, width: float = 8.0, center: float = 1.0, sizes=None,
-                  params: ChinchillaParams = CHINCHILLA_2022, noise: float = 0.01, seed: int = 0,
+                  params: Law = CHINCHILLA_2022, noise: float = 0.01, seed: int = 0,
                   hyperparams: tuple[HyperparamAxis, ...] = ()) -> pd.DataFrame:
     """An IsoFLOP sweep: per budget C, sizes log-spaced over ±`width`× around `center`·N_opt(C), the true
     optimum times an offset (1: centred; a sweep whose prior missed the optimum otherwise), or the fixed
@@ -124,7 +134,7 @@ def simulate_runs(*, budgets, n_per_budget: int = 9, width: float = 8.0, center:
             raise ValueError(f"width must be ≥ 1, got {width}")
         if not (center > 0 and math.isfinite(center)):
             raise ValueError(f"center must be positive and finite, got {center}")
-        n_opt, _ = compute_optimal(params, budgets)
+        n_opt, _ = params.optimum(budgets)
         factors = center * np.geomspace(1 / width, width, n_per_budget)
         n = (n_opt[:, None] * factors[None, :]).ravel()
         c = np.repeat(budgets, n_per_budget)
@@ -137,7 +147,7 @@ def simulate_runs(*, budgets, n_per_budget: int = 9, width: float = 8.0, center:
                    hyperparams=tuple(hyperparams))
 
 
-def simulate_grid(*, sizes, tokens, params: ChinchillaParams = CHINCHILLA_2022, noise: float = 0.01,
+def simulate_grid(*, sizes, tokens, params: Law = CHINCHILLA_2022, noise: float = 0.01,
                   seed: int = 0, hyperparams: tuple[HyperparamAxis, ...] = ()) -> pd.DataFrame:
     """A grid sweep: every size in `sizes` trained for every count in `tokens` (budget = NaN)."""
     sizes, tokens = _check_positive("sizes", sizes), _check_positive("tokens", tokens)
@@ -147,7 +157,7 @@ def simulate_grid(*, sizes, tokens, params: ChinchillaParams = CHINCHILLA_2022, 
                    hyperparams=tuple(hyperparams))
 
 
-def simulate_curves(runs: pd.DataFrame, *, params: ChinchillaParams = CHINCHILLA_2022, n_points: int = 20,
+def simulate_curves(runs: pd.DataFrame, *, params: Law = CHINCHILLA_2022, n_points: int = 20,
                     noise: float = 0.01, seed: int = 0, tokens_per_step: int = 2048) -> pd.DataFrame:
     """Training curves for the runs of a table (needs run_id, N, D): loss L(N, D_t)·exp(noise·z) at
     `n_points` evenly spaced steps up to each run's D; val_loss only at the last point (= that run's
@@ -164,7 +174,7 @@ def simulate_curves(runs: pd.DataFrame, *, params: ChinchillaParams = CHINCHILLA
     d = np.repeat(runs["D"].to_numpy(float), n_points)
     fraction = np.tile(np.arange(1, n_points + 1) / n_points, len(runs))
     tokens = np.maximum(np.round(d * fraction), 1)
-    loss = predict_loss(params, n, tokens) * np.exp(noise * rng.standard_normal(n.size))
+    loss = params.loss(n, tokens) * np.exp(noise * rng.standard_normal(n.size))
     last = np.tile(np.arange(n_points) == n_points - 1, len(runs))
     return pd.DataFrame({
         "run_id": np.repeat(runs["run_id"].astype(str).to_numpy(), n_points),

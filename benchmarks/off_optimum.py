@@ -29,21 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.calibration import FAMILIES  # noqa: E402
 from analysis.frontier import fit_frontier  # noqa: E402
 from analysis.isoflop import fit_isoflop  # noqa: E402
-from analysis.parametric import CHINCHILLA_2022, compute_optimal, predict_loss  # noqa: E402
+from analysis.parametric import CHINCHILLA_2022  # noqa: E402
 from analysis.simulate import simulate_runs  # noqa: E402
 
 NOISE = 0.006  # our runs' seed-to-seed spread (docs/methods.md, Calibration)
 
 
-def true_loss(params, n, compute) -> float:
-    return float(predict_loss(params, n, compute / (6 * n)))
+def true_loss(law, n, compute) -> float:
+    return float(law.loss(n, compute / (6 * n)))
 
 
 def noiseless_chinchilla() -> None:
     runs = simulate_runs(budgets=np.geomspace(1e18, 1e20, 5), n_per_budget=9, width=8.0, noise=0.0)
     fit = fit_frontier(fit_isoflop(runs, n_bootstrap=0, warn=False), n_bootstrap=0)
     far = 1e21
-    n_opt = float(compute_optimal(CHINCHILLA_2022, far)[0])
+    n_opt = float(CHINCHILLA_2022.optimum(far)[0])
     print(f"noiseless Chinchilla law, 10× beyond the sweep (C = {far:.0e}): cost of a run off N_opt")
     for ratio in (1 / 3, 0.5, 2.0, 3.0):
         n = ratio * n_opt
@@ -55,7 +55,7 @@ def noiseless_chinchilla() -> None:
 def family_rows(name: str, n_sweeps: int, n_bootstrap: int) -> None:
     family = FAMILIES[name]
     compute = 4 * max(family.budgets)
-    n_opt = float(compute_optimal(family.params, compute)[0])
+    n_opt = float(family.params.optimum(compute)[0])
     rng = np.random.default_rng(7)
     rows = {ratio: [] for ratio in (0.5, 1.0, 2.0)}
     for seed in range(n_sweeps):
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     noiseless_chinchilla()
     print(f"\n{args.sweeps} sweeps per family, {NOISE:.1%} noise, {args.bootstrap} replicates, 4× the largest budget")
     print(f"{'family':<11} {'N/N_opt':>5}  {'scored':>6}  {'error':>8}  {'|cost err|':>10}  {'coverage':>8}  {'width':>6}")
-    for name in ("small-lab", "chinchilla", "off-centre"):
+    for name in ("small-lab", "chinchilla", "off-centre", "kaplan-form"):
         family_rows(name, args.sweeps, args.bootstrap)
     return 0
 

@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.calibration import FAMILIES  # noqa: E402
 from analysis.isoflop import fit_isoflop  # noqa: E402
-from analysis.parametric import compute_optimal, predict_loss  # noqa: E402
 from analysis.simulate import simulate_runs  # noqa: E402
 
 
@@ -46,8 +45,8 @@ def errors(name: str, noise: float, n_sweeps: int) -> dict[str, np.ndarray]:
         runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
                              center=family.center, params=family.params, noise=noise, seed=seed)
         for profile in fit_isoflop(runs, n_bootstrap=0, warn=False).profiles:
-            n_true = float(compute_optimal(family.params, profile.budget)[0])
-            loss_true = float(predict_loss(family.params, n_true, profile.budget / (6 * n_true)))
+            n_true = float(family.params.optimum(profile.budget)[0])
+            loss_true = float(family.params.loss(n_true, profile.budget / (6 * n_true)))
             x, loss = ((math.log(profile.n_opt), profile.loss_opt) if profile.included else (math.nan, math.nan))
             rows["parabola"].append((x - math.log(n_true), loss / loss_true - 1))
             x, loss = akima_minimum(np.asarray(profile.n, float), np.asarray(profile.loss, float))
@@ -65,7 +64,7 @@ def main(argv=None) -> int:
         args.sweeps, args.noise = 3, [0.006]
     print(f"{'family':<11} {'noise':>6} {'method':<8} {'budgets':>9}  {'ln N* mean':>10} {'rms':>6}  {'L* mean':>8} {'rms':>7}")
     for noise in args.noise:
-        for name in ("small-lab", "chinchilla", "off-centre"):
+        for name in ("small-lab", "chinchilla", "off-centre", "kaplan-form"):
             for method, e in errors(name, noise, args.sweeps).items():
                 ok = np.isfinite(e[:, 0])
                 dx, dl = e[ok, 0], e[ok, 1]
