@@ -39,8 +39,8 @@ APPROACHES = ("approach2", "approach3")
 
 @dataclass(frozen=True)
 class LawFamily:
-    """A simulated sweep design: the true law (a `simulate.Law`), its IsoFLOP budgets and the sizes per budget (±`width`× around
-    `center`·N_opt: 1 centres the sweep on the optimum)."""
+    """A simulated sweep design: the true law (a `simulate.Law`), its IsoFLOP budgets and the sizes per budget
+    (±`width`× around `center`·N_opt: 1 centres the sweep on the optimum)."""
 
     name: str
     params: Law

@@ -104,8 +104,9 @@ class StudyFit:
         """The loss of one run of N parameters on D tokens, with a prediction interval at `level`.
 
         by: "approach3" (L(N, D)) or "frontier" (the loss frontier through Approach 2's minima at C = f(N)·D,
-        its reducible part scaled by the profile's shape off N_opt). Either interval combines the bootstrap's parameter uncertainty with
-        run-to-run noise, so it is the interval a single new run's loss should fall in, not only the law's.
+        its reducible part scaled by the profile's shape off N_opt). Either interval combines the bootstrap's
+        parameter uncertainty with run-to-run noise, so it is the interval a single new run's loss should fall
+        in, not only the law's.
         For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space (as the
         backtest does). NaN where that fit is missing.
         """
