@@ -69,6 +69,20 @@ def test_approach2_and_frontier_cover_the_truth_beyond_an_off_centre_sweep():
         assert coverage.n_scored >= 75 and coverage.coverage >= 0.90, coverage
 
 
+def test_kaplans_law_has_its_optimum_where_its_loss_is_least():
+    """The closed-form N_opt of analysis/kaplan_law.py against a search of L(N, C/6N), and its exponent 1/(1 + r)."""
+    law = FAMILIES["kaplan-form"].params
+    for compute in (1e18, 1e20, 1e22):
+        n_opt, d_opt = (float(v) for v in law.optimum(compute))
+        assert 6 * n_opt * d_opt == pytest.approx(compute, rel=1e-12)
+        grid = n_opt * np.exp(np.linspace(-0.5, 0.5, 2001))
+        assert grid[np.argmin(law.loss(grid, compute / (6 * grid)))] == pytest.approx(n_opt, rel=1e-3)
+    slope = np.log(law.optimum(1e22)[0] / law.optimum(1e18)[0]) / np.log(1e4)
+    assert slope == pytest.approx(1 / (1 + law.alpha_N / law.alpha_D), rel=1e-9)
+    with pytest.raises(ValueError, match="alpha_D"):
+        type(law)(N_c=1.0, D_c=1.0, alpha_N=0.1, alpha_D=0.0)
+
+
 def test_approach2_and_frontier_cover_the_truth_beyond_a_sweep_of_another_form():
     """Kaplan et al. 2020's L(N, D) (analysis/kaplan_law.py), a truth whose form none of our fits assumes, on 5
     budgets × 9 sizes: measured 0.95 (N_opt), 0.97 (L_opt), 0.96, 0.96, 0.98 (new runs at N_opt, half and twice)."""
