@@ -160,7 +160,8 @@ class FrontierFit:
     without it. `lack_of_fit`: the factor the bootstrap's deviations are widened by (`analysis.lack_of_fit`).
     Without a floor but with ≥ 3 falling minima, `floor_law` (E, G, γ), `floor_samples` (rows as `samples`) and
     `floor_lack_of_fit` hold the floor law that was fitted but not selected (by its F-test, or with 3 budgets,
-    where it is exact and untestable, by the ≥ 4-budget rule); intervals are the union over both laws.
+    where it is exact and untestable, by the ≥ 4-budget rule); intervals are the union over both laws, each
+    widened by `floor_lack_of_fit` (then also `lack_of_fit`): the misfit neither law explains, counted once.
     """
 
     G: float
