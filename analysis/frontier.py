@@ -410,8 +410,6 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
     variances = _minimum_variances(isoflop)
     significance = falling_with_compute(budgets, loss_opt, variances)
     problem = _no_scaling(significance, gamma)
-    residuals = loss_opt - _frontier_loss(math.log(G), gamma, budgets, E=E)
-    lack_of_fit = lack_of_fit_factor(residuals, variances, 3 if has_floor else 2, level)
     alternative = {}
     if not has_floor and replicates is not None:
         alternative = _unselected_floor(budgets, loss_opt, floor, replicates, variances, level)
@@ -423,6 +421,9 @@ def fit_frontier(isoflop: IsoFlopFit, *, n_bootstrap: int = 1000, level: float =
         # the floorless law's excess scatter is what the floor law explains, and the floor law is in the interval:
         # both bands are widened by what neither law explains (the floor law's factor), not counted twice
         lack_of_fit = alternative["floor_lack_of_fit"]
+    else:
+        residuals = loss_opt - _frontier_loss(math.log(G), gamma, budgets, E=E)
+        lack_of_fit = lack_of_fit_factor(residuals, variances, 3 if has_floor else 2, level)
     if lack_of_fit > 1:
         notes.append(f"intervals widened ×{lack_of_fit:.3g}: the minima scatter about the "
                      f"{'floor law' if alternative else 'law'} more than the runs' noise explains "

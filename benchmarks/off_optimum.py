@@ -9,9 +9,11 @@ runs at N_opt/3 to 3·N_opt of a known law:
   the cost alone (what the shape decides), the share of 95% prediction intervals holding a new run's loss (the
   truth times its own noise) and the median interval width over the prediction.
 
-To compare two versions of the shape, run this file against each checkout (it uses only the frontier's public
-methods), e.g. `git worktree add /tmp/old <commit> && cp benchmarks/off_optimum.py /tmp/old/benchmarks/ &&
-python /tmp/old/benchmarks/off_optimum.py`.
+To compare two versions of the shape, run one copy of this file against each checkout, e.g. `git worktree add
+/tmp/old <commit> && cp benchmarks/off_optimum.py /tmp/old/benchmarks/ && python /tmp/old/benchmarks/off_optimum.py`.
+This version asks the law for `optimum` and `loss` (checkouts from 7d23d6c on); the old → new figures in
+docs/methods.md were measured with its first version, `git show 2b58cfe:benchmarks/off_optimum.py`, which uses
+`parametric.compute_optimal` and `predict_loss` and so runs on older checkouts too.
 
     python benchmarks/off_optimum.py                 # about a minute
     python benchmarks/off_optimum.py --smoke-test    # seconds
