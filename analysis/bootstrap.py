@@ -29,6 +29,7 @@ import pandas as pd
 
 from analysis import varpro
 from analysis.compute_per_token import ComputePerToken, split_compute
+from analysis.isoflop import assign_budgets
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
     HUBER_DELTA, PARAM_NAMES, LogData, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
@@ -46,12 +47,42 @@ def bootstrap_indices(n_rows: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_rows, size=(n_resamples, n_rows))
 
 
-def bootstrap_counts(n_rows: int, n_resamples: int, seed: int, *, groups=None) -> np.ndarray:
+def bootstrap_counts(n_rows: int, n_resamples: int, seed: int, *, groups=None, strata=None) -> np.ndarray:
     """How often each row is drawn in each resample, shape (n_resamples, n_rows), rows summing to n_rows
     (ungrouped). With `groups` (one label per row), whole groups are drawn with replacement, as many as
-    there are groups, and every row counts its group's draws: a grouped (block) bootstrap, e.g. by budget."""
+    there are groups, and every row counts its group's draws: a grouped (block) bootstrap, e.g. by budget.
+    With `strata` (one label per row, each group inside one stratum), the draws are made within each stratum,
+    as many as it has units (rows, or groups): a stratified bootstrap, which keeps the design's strata."""
+    if strata is None:
+        return _unit_counts(n_rows, n_resamples, np.random.default_rng(seed), groups)
+    labels = np.asarray(strata)
+    if labels.shape != (n_rows,):
+        raise ValueError(f"strata must have one label per row ({n_rows}), got shape {labels.shape}")
+    if groups is not None:
+        _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+        if any(len(set(labels[group_of_row.ravel() == g])) > 1 for g in range(group_of_row.max() + 1)):
+            raise ValueError("groups must each lie inside one stratum")
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_resamples, n_rows), dtype=np.int64)
+    for label in _unique(labels):
+        rows = np.flatnonzero(labels == label)
+        inner = None if groups is None else np.asarray(groups)[rows]
+        counts[:, rows] = _unit_counts(rows.size, n_resamples, rng, inner)
+    return counts
+
+
+def _unique(labels: np.ndarray) -> list:
+    """The distinct labels in order of first appearance (the draw order does not depend on how they sort)."""
+    _, first = np.unique(labels, return_index=True)
+    return [labels[i] for i in np.sort(first)]
+
+
+def _unit_counts(n_rows: int, n_resamples: int, rng, groups) -> np.ndarray:
+    """Ungrouped or grouped counts (`bootstrap_counts`) from `rng`."""
     if groups is None:
-        idx = bootstrap_indices(n_rows, n_resamples, seed)
+        if n_rows < 1 or n_resamples < 1:
+            raise ValueError(f"n_rows and n_resamples must be ≥ 1, got {n_rows} and {n_resamples}")
+        idx = rng.integers(0, n_rows, size=(n_resamples, n_rows))
         counts = np.zeros((n_resamples, n_rows), dtype=np.int64)
         np.add.at(counts, (np.arange(n_resamples)[:, None], idx), 1)
         return counts
@@ -59,9 +90,9 @@ def bootstrap_counts(n_rows: int, n_resamples: int, seed: int, *, groups=None) -
     if labels.shape != (n_rows,):
         raise ValueError(f"groups must have one label per row ({n_rows}), got shape {labels.shape}")
     _, group_of_row = np.unique(labels, return_inverse=True)
+    group_of_row = group_of_row.reshape(-1)
     n_groups = int(group_of_row.max()) + 1
-    group_counts = bootstrap_counts(n_groups, n_resamples, seed)
-    return group_counts[:, group_of_row]
+    return _unit_counts(n_groups, n_resamples, rng, None)[:, group_of_row]
 
 
 def _columns(samples: np.ndarray) -> dict[str, np.ndarray]:
@@ -180,14 +211,15 @@ def _varpro_starts(cw, data, lower, best_c, *, grid_c, terms, n_starts: int, fix
 
 def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                                 weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA,
-                                n_starts: int = 5, groups=None, chunk: int = 1000, search: str = "varpro",
+                                n_starts: int = 5, groups=None, strata=None, chunk: int = 1000, search: str = "varpro",
                                 fit: ParametricFit | None = None) -> BootstrapResult:
     """Bootstrap Approach 3 over runs: `n_resamples` resamples (fixed `seed`), each refitted by L-BFGS on
     its own data from the full-sample optimum and from the starts `search` finds on the replicate's data:
     "varpro", its variable-projection optimum (`analysis.varpro`, coarse exponent grid); "grid", the
     `n_starts` best points of the 4,500-point Chinchilla grid (the earlier scheme, kept for comparison).
 
-    groups: optional per-run labels for a grouped bootstrap (`bootstrap_counts`). weights multiply the
+    groups: optional per-run labels for a grouped bootstrap (`bootstrap_counts`); strata: optional per-run labels
+    to draw within (`bootstrap_counts`; not the default: benchmarks/approach3_resampling.py). weights multiply the
     resampling counts. `fit`: the full-sample fit if already computed (else it is fitted here). `chunk`
     replicates are optimised together (memory, not results, depends on it).
     """
@@ -206,7 +238,7 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
         fit = fit_parametric_arrays(N, D, loss, weights=w, fix_E=fix_E, delta=delta)
     lower, upper = bounds_for(fix_E)
     centred, m_n, m_d = centre(data)
-    counts = bootstrap_counts(n, n_resamples, seed, groups=groups) * w[None, :]
+    counts = bootstrap_counts(n, n_resamples, seed, groups=groups, strata=strata) * w[None, :]
     grid_c = terms = None
     if search == "grid":
         grid_c = to_centred(prepare_grid(None, fix_E), m_n, m_d)
@@ -288,14 +320,34 @@ def _intervals(ok: np.ndarray, level: float, n_total: int) -> dict[str, Interval
 
 def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                          weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA, n_starts: int = 5,
-                         group_col: str | None = None, search: str = "varpro",
+                         group_col: str | None = None, stratify: bool = False, search: str = "varpro",
                          fit: ParametricFit | None = None) -> BootstrapResult:
     """`bootstrap_parametric_arrays` on a results table (N, D, loss; unusable rows excluded with a warning).
-    group_col: resample whole groups of runs (e.g. "budget") instead of single runs."""
+    group_col: resample whole groups of runs (e.g. "budget") instead of single runs. stratify: draw within each
+    IsoFLOP budget (`budget_strata`), measured against the default and not adopted (docs/methods.md)."""
     if group_col is not None and group_col not in runs.columns:
         raise ValueError(f"runs: no group column {group_col!r}")
     kept, w = usable_with_weights(runs, weights, what="bootstrap")
     groups = None if group_col is None else kept[group_col].to_numpy()
+    strata = budget_strata(kept, groups) if stratify else None
     return bootstrap_parametric_arrays(kept["N"], kept["D"], kept["loss"], n_resamples=n_resamples, seed=seed,
                                        level=level, weights=w, fix_E=fix_E, delta=delta, n_starts=n_starts,
-                                       groups=groups, search=search, fit=fit)
+                                       groups=groups, strata=strata, search=search, fit=fit)
+
+
+# A stratum of 1 unit is always drawn whole, of 2 nearly so: such budgets would add no resampling spread, so they
+# are pooled (3, the fewest sizes a budget's minimum is fitted from).
+MIN_STRATUM_UNITS = 3
+
+
+def budget_strata(runs: pd.DataFrame, groups=None) -> np.ndarray:
+    """Per run, its IsoFLOP budget as a stratum label (`isoflop.assign_budgets`), budgets with fewer than
+    `MIN_STRATUM_UNITS` units (runs, or groups) pooled into one stratum (label NaN → -1)."""
+    budget = assign_budgets(runs, fill_missing=True).to_numpy(float)
+    units = np.arange(len(runs)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    labels = np.where(np.isfinite(budget), budget, -1.0)
+    for label in np.unique(labels):
+        members = labels == label
+        if np.unique(units[members]).size < MIN_STRATUM_UNITS:
+            labels[members] = -1.0
+    return labels

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize_scalar
 
-from analysis.bootstrap import bootstrap_counts, bootstrap_indices, bootstrap_parametric, loss_samples, optimum_samples
+from analysis.bootstrap import (
+    bootstrap_counts, bootstrap_indices, bootstrap_parametric, budget_strata, loss_samples, optimum_samples
+)
 from analysis.lbfgs import BatchResult, minimize_batch
 from analysis.parametric import (
     CHINCHILLA_2022, ChinchillaParams, bounds_for, compute_optimal, fit_each_start, fit_parametric,
@@ -253,6 +255,31 @@ def test_bootstrap_resampling_helpers():
     for label in "xyz":  # every row of a group is drawn together
         block = grouped[:, groups == label]
         assert np.all(block == block[:, :1])
+
+
+def test_stratified_counts_keep_each_stratum_whole():
+    """Drawn within strata (benchmarks/approach3_resampling.py: not adopted, kept to compare): each stratum
+    draws as many units as it has, groups are drawn whole inside their stratum, and a group across strata is
+    refused."""
+    strata = np.repeat([1e18, 1e19, 1e20], [3, 4, 5])
+    counts = bootstrap_counts(12, 200, seed=3, strata=strata)
+    for label, size in ((1e18, 3), (1e19, 4), (1e20, 5)):
+        assert np.all(counts[:, strata == label].sum(axis=1) == size)
+    assert counts[:, strata == 1e20].std(axis=0).min() > 0  # still resampled inside a stratum
+    groups = np.array([0, 0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 7])
+    grouped = bootstrap_counts(12, 200, seed=3, groups=groups, strata=strata)
+    for g in np.unique(groups):
+        block = grouped[:, groups == g]
+        assert np.all(block == block[:, :1])
+    with pytest.raises(ValueError, match="inside one stratum"):
+        bootstrap_counts(12, 5, seed=0, groups=np.r_[groups[:3], [0], groups[4:]], strata=strata)
+
+
+def test_budget_strata_pool_budgets_too_small_to_resample():
+    runs = pd.DataFrame({"budget": [1e18] * 5 + [1e19] * 2 + [1e20] * 1, "N": np.arange(8) + 1.0})
+    labels = budget_strata(runs)
+    assert len(set(labels[:5])) == 1 and labels[0] == 1e18
+    assert set(labels[5:]) == {-1.0}  # 2 and 1 runs: pooled, so they are still resampled
 
 
 # ------------------------------------------------------------------------------------------ power-law helper
