@@ -49,13 +49,13 @@ def new_run_interval(boot, fit, n: float, d: float, *, scaled: bool, seed: int) 
     return percentile_interval(replicates * noise, boot.level)
 
 
-def measure(family, noise: float, n_sweeps: int, n_bootstrap: int):
+def measure(family, noise: float, n_sweeps: int, n_bootstrap: int, first_seed: int = 0):
     """({(scheme, factor): {quantity: share inside, "width": median ln-width of N_opt's interval}},
     {factor: RMS ln error of the point N_opt})."""
     hits = {(s, f): {q: [] for q in ("n_opt", *SIZES, "width")} for s in SCHEMES for f in FACTORS}
-    rng = np.random.default_rng([0, 2])  # the new runs' noise, the same for every scheme
+    rng = np.random.default_rng([first_seed, 2])  # the new runs' noise, the same for every scheme
     ln_errors = {f: [] for f in FACTORS}
-    for i in range(n_sweeps):
+    for i in range(first_seed, first_seed + n_sweeps):
         runs = simulate_runs(budgets=family.budgets, n_per_budget=family.n_per_budget, width=family.width,
                              center=family.center, params=family.params, noise=noise, seed=i)
         fit = fit_parametric(runs, search="both")
@@ -91,16 +91,17 @@ def main() -> None:
     p.add_argument("--noise", type=float, nargs="+", default=[0.006, 0.002])
     p.add_argument("--family", choices=sorted(FAMILIES), nargs="+",
                    default=["small-lab", "off-centre", "chinchilla", "kaplan-form"])
+    p.add_argument("--first-seed", type=int, default=0, help="sweep i uses seed i from here (fresh sweeps: a new start)")
     p.add_argument("--smoke-test", action="store_true")
     args = p.parse_args()
     if args.smoke_test:
         args.sweeps, args.bootstrap, args.noise, args.family = 3, 20, [0.006], ["small-lab"]
-    print(f"{args.sweeps} sweeps, {args.bootstrap} replicates; coverage of 95% intervals (target 0.90-0.98)")
+    print(f"{args.sweeps} sweeps from seed {args.first_seed}, {args.bootstrap} replicates; coverage of 95% intervals (target 0.90-0.98)")
     print(f"{'family':11s} {'noise':>6s} {'C':>4s} {'scheme':18s} " + " ".join(f"{q:>10s}" for q in ("n_opt", *SIZES))
           + f" {'N_opt ln-width':>14s} {'RMS ln error':>12s}")
     for name in args.family:
         for noise in args.noise:
-            result, rms = measure(FAMILIES[name], noise, args.sweeps, args.bootstrap)
+            result, rms = measure(FAMILIES[name], noise, args.sweeps, args.bootstrap, args.first_seed)
             for factor in FACTORS:
                 for scheme in SCHEMES:
                     cell = result[(scheme, factor)]
