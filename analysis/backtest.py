@@ -136,7 +136,7 @@ def backtest(
     loss_predictions = []
     for row in held.itertuples():
         replicates = boot.loss_samples(row.N, row.D).ravel()
-        noise = np.exp(-rng.choice(fit.residuals, size=replicates.size))
+        noise = np.exp(-rng.choice(fit.noise_residuals, size=replicates.size))
         interval = percentile_interval(replicates * noise, level)
         predicted = float(fit.predict_loss(row.N, row.D))
         loss_predictions.append(_prediction("loss", row.run_id, row.C, row.loss, predicted, interval))

@@ -1,7 +1,9 @@
 """Uncertainty of Approach 3 by bootstrapping over runs, and generic resampling helpers.
 
 Each replicate resamples the runs with replacement (Efron & Tibshirani 1993; Besiroglu et al. 2024 §4
-bootstrap the Chinchilla fit the same way) and refits L(N, D) = E + A/N^α + B/D^β on the same summed
+bootstrap the Chinchilla fit the same way), within each IsoFLOP budget as many runs as it has (stratified:
+the budgets are the design's strata, fixed by the researcher; Davison & Hinkley 1997, §3.7; `budget_strata`),
+and refits L(N, D) = E + A/N^α + B/D^β on the same summed
 Huber objective, by L-BFGS from two starts: the full-sample optimum and the replicate's own
 variable-projection optimum (`analysis.varpro`: a search over (α, β) with the linear parameters solved
 exactly), so a replicate whose optimum moved to another basin is followed there rather than pinned to
@@ -36,6 +38,7 @@ from analysis.parametric import (
     flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred, usable_with_weights
 )
 from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
+from analysis.table import compute_column
 
 DERIVED = ("a", "b", "G")
 
@@ -172,9 +175,10 @@ class BootstrapResult:
 
     def prediction_interval(self, N: float, D: float, *, seed: int = 0) -> Interval:
         """Where one new run (N, D) should land: each replicate's L(N, D) times exp(−r), r a residual
-        (log L̂ − log L) of the full-sample fit drawn at random, so run-to-run noise is carried too."""
+        (log L̂ − log L) of the full-sample fit drawn at random, so run-to-run noise is carried too
+        (`ParametricFit.noise_residuals`: scaled for the parameters the fit spent)."""
         replicates = np.asarray(self.loss_samples(float(N), float(D)), dtype=float).ravel()
-        noise = np.exp(-np.random.default_rng(seed).choice(self.fit.residuals, size=replicates.size))
+        noise = np.exp(-np.random.default_rng(seed).choice(self.fit.noise_residuals, size=replicates.size))
         return percentile_interval(replicates * noise, self.level)
 
     def loss_interval(self, N: float, D: float) -> Interval:
@@ -219,7 +223,7 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
     `n_starts` best points of the 4,500-point Chinchilla grid (the earlier scheme, kept for comparison).
 
     groups: optional per-run labels for a grouped bootstrap (`bootstrap_counts`); strata: optional per-run labels
-    to draw within (`bootstrap_counts`; not the default: benchmarks/approach3_resampling.py). weights multiply the
+    to draw within (`bootstrap_counts`; `bootstrap_parametric` passes the budgets). weights multiply the
     resampling counts. `fit`: the full-sample fit if already computed (else it is fitted here). `chunk`
     replicates are optimised together (memory, not results, depends on it).
     """
@@ -320,11 +324,12 @@ def _intervals(ok: np.ndarray, level: float, n_total: int) -> dict[str, Interval
 
 def bootstrap_parametric(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                          weights=None, fix_E: float | None = None, delta: float = HUBER_DELTA, n_starts: int = 5,
-                         group_col: str | None = None, stratify: bool = False, search: str = "varpro",
+                         group_col: str | None = None, stratify: bool = True, search: str = "varpro",
                          fit: ParametricFit | None = None) -> BootstrapResult:
     """`bootstrap_parametric_arrays` on a results table (N, D, loss; unusable rows excluded with a warning).
-    group_col: resample whole groups of runs (e.g. "budget") instead of single runs. stratify: draw within each
-    IsoFLOP budget (`budget_strata`), measured against the default and not adopted (docs/methods.md)."""
+    group_col: resample whole groups of runs (e.g. seed replicates' cells) instead of single runs. stratify: draw
+    within each IsoFLOP budget (`budget_strata`); False draws from the whole table, the scheme before
+    (benchmarks/approach3_resampling.py compares them; docs/methods.md)."""
     if group_col is not None and group_col not in runs.columns:
         raise ValueError(f"runs: no group column {group_col!r}")
     kept, w = usable_with_weights(runs, weights, what="bootstrap")
@@ -341,9 +346,12 @@ MIN_STRATUM_UNITS = 3
 
 
 def budget_strata(runs: pd.DataFrame, groups=None) -> np.ndarray:
-    """Per run, its IsoFLOP budget as a stratum label (`isoflop.assign_budgets`), budgets with fewer than
-    `MIN_STRATUM_UNITS` units (runs, or groups) pooled into one stratum (label NaN → -1)."""
-    budget = assign_budgets(runs, fill_missing=True).to_numpy(float)
+    """Per run, its IsoFLOP budget as a stratum label (`isoflop.assign_budgets`: the `budget` column, else clusters
+    of C, C = 6·N·D where no C is given), budgets with fewer than `MIN_STRATUM_UNITS` units (runs, or groups)
+    pooled into one stratum labelled -1. A table that is not an IsoFLOP sweep (every C its own) is then one
+    stratum: the bootstrap over the whole table."""
+    with_c = runs if "budget" in runs.columns or "C" in runs.columns else runs.assign(C=compute_column(runs))
+    budget = assign_budgets(with_c, fill_missing=True).to_numpy(float)
     units = np.arange(len(runs)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
     labels = np.where(np.isfinite(budget), budget, -1.0)
     for label in np.unique(labels):

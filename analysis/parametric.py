@@ -303,6 +303,14 @@ class ParametricFit:
         """The fitted parameters (ValueError if α or β ended at 0, where no allocation law exists)."""
         return ChinchillaParams(E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
 
+    @property
+    def noise_residuals(self) -> np.ndarray:
+        """The residuals a new run's noise is drawn from: scaled by sqrt(n/(n − k)), n runs and k free parameters,
+        because a fit's raw residuals scatter less than the runs' noise, by about sqrt((n − k)/n) (0.82 for 15
+        runs; Davison & Hinkley 1997, §6.2.3, modified residuals with the average leverage k/n)."""
+        n, k = self.residuals.size, 4 if self.fixed_E else 5
+        return self.residuals * math.sqrt(n / (n - k)) if n > k else self.residuals
+
     def predict_loss(self, N, D) -> np.ndarray:
         """L(N, D) under the fitted parameters (defined even for a degenerate fit with α or β = 0)."""
         e, a, b, alpha, beta = self.x

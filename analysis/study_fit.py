@@ -107,8 +107,8 @@ class StudyFit:
         its reducible part scaled by the profile's shape off N_opt). Either interval combines the bootstrap's
         parameter uncertainty with run-to-run noise, so it is the interval a single new run's loss should fall
         in, not only the law's.
-        For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space (as the
-        backtest does). NaN where that fit is missing.
+        For Approach 3 each replicate is multiplied by a residual of the fit resampled in log space
+        (`BootstrapResult.prediction_interval`, as the backtest does). NaN where that fit is missing.
         """
         if by not in PREDICTORS:
             raise ValueError(f"by must be one of {PREDICTORS}, got {by!r}")
@@ -123,9 +123,7 @@ class StudyFit:
         predicted = float(self.approach3.predict_loss(N, D))
         if self.approach3_bootstrap is None or self.approach3_bootstrap.n_converged < 2:
             return Estimate(predicted)
-        replicates = np.asarray(self.approach3_bootstrap.loss_samples(N, D), dtype=float).ravel()
-        noise = np.exp(-np.random.default_rng(seed).choice(self.approach3.residuals, size=replicates.size))
-        return Estimate(predicted, percentile_interval(replicates * noise, self.level),
+        return Estimate(predicted, self.approach3_bootstrap.prediction_interval(N, D, seed=seed),
                         self.approach3_bootstrap.interval_reliable)
 
     def _approach3_allocation(self, compute: float) -> Allocation:

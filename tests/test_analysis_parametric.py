@@ -225,8 +225,9 @@ def test_bootstrap_intervals_contain_the_truth_and_report_convergence(chinchilla
 
 
 def test_bootstrap_replicates_reach_their_own_optimum(chinchilla_runs, chinchilla_bootstrap):
-    """A replicate's sample equals a full independent fit on that resample (counts as weights)."""
-    counts = bootstrap_counts(len(chinchilla_runs), 300, seed=7)
+    """A replicate's sample equals a full independent fit on that resample (counts as weights), drawn within
+    each budget."""
+    counts = bootstrap_counts(len(chinchilla_runs), 300, seed=7, strata=budget_strata(chinchilla_runs))
     for r in (0, 1):
         refit = fit_parametric(chinchilla_runs, weights=counts[r])
         sample = chinchilla_bootstrap.samples[r]
@@ -280,6 +281,27 @@ def test_budget_strata_pool_budgets_too_small_to_resample():
     labels = budget_strata(runs)
     assert len(set(labels[:5])) == 1 and labels[0] == 1e18
     assert set(labels[5:]) == {-1.0}  # 2 and 1 runs: pooled, so they are still resampled
+    # no budget or C column: budgets from C = 6·N·D; a table with every C its own is one stratum
+    grid = pd.DataFrame({"N": [1e7, 2e7, 4e7, 8e7], "D": [1e9, 3e9, 1e10, 3e10]})
+    assert set(budget_strata(grid)) == {-1.0}
+    isoflop = pd.DataFrame({"N": [1e7, 2e7, 4e7] * 2, "D": [1e9, 5e8, 2.5e8, 1e10, 5e9, 2.5e9]})
+    assert len(set(budget_strata(isoflop))) == 2
+
+
+def test_the_bootstrap_draws_within_budgets_by_default(chinchilla_runs, chinchilla_bootstrap):
+    """fit_all's and the backtest's bootstrap keep every budget's count in every replicate (the pairs scheme
+    before, `stratify=False`, did not); docs/methods.md gives the calibration that chose it."""
+    counts = bootstrap_counts(len(chinchilla_runs), 300, seed=7, strata=budget_strata(chinchilla_runs))
+    budgets = chinchilla_runs["budget"].to_numpy()
+    for b in np.unique(budgets):
+        assert np.all(counts[:, budgets == b].sum(axis=1) == (budgets == b).sum())
+    pairs = bootstrap_parametric(chinchilla_runs, n_resamples=20, seed=7, fit=chinchilla_bootstrap.fit, stratify=False)
+    assert not np.allclose(pairs.samples, chinchilla_bootstrap.samples[:20])
+
+
+def test_a_new_runs_noise_is_drawn_from_residuals_scaled_for_the_fitted_parameters(chinchilla_fit):
+    n = chinchilla_fit.residuals.size
+    np.testing.assert_allclose(chinchilla_fit.noise_residuals, chinchilla_fit.residuals * np.sqrt(n / (n - 5)))
 
 
 # ------------------------------------------------------------------------------------------ power-law helper

@@ -104,7 +104,8 @@ def held_out(name: str):
 
 @pytest.mark.parametrize("name", [
     "porian_kaplan",
-    miss("porian_head", "1 of 6 held-out runs inside (mean |error| 8.4%)"),
+    miss("porian_head", "2 of 6 held-out runs inside (mean |error| 8.4%; 1 of 6 with runs drawn from the whole "
+                        "table, not within budgets)"),
     "porian_warmup", "porian_cosine", "porian_tuned",
     miss("epoch_chinchilla", "the one run at 1.3e22 outside (error 2.6%)"),
 ])
