@@ -3,13 +3,14 @@
 Each replicate resamples the runs with replacement (Efron & Tibshirani 1993; Besiroglu et al. 2024 §4
 bootstrap the Chinchilla fit the same way), within each IsoFLOP budget as many runs as it has (stratified:
 the budgets are the design's strata, fixed by the researcher; Davison & Hinkley 1997, §3.7; `budget_strata`),
-and refits L(N, D) = E + A/N^α + B/D^β on the same summed
-Huber objective, by L-BFGS from two starts: the full-sample optimum and the replicate's own
-variable-projection optimum (`analysis.varpro`: a search over (α, β) with the linear parameters solved
-exactly), so a replicate whose optimum moved to another basin is followed there rather than pinned to
-the full-sample answer. The earlier scheme, each replicate from its 5 best points of the 4,500-point
-grid plus the full-sample optimum, is kept as `search="grid"`; benchmarks/fit_speed.py and the tests
-compare the two on the same resamples (docs/methods.md gives the figures).
+and refits L(N, D) = E + A/N^α + B/D^β on the same summed Huber objective, by L-BFGS from two starts: the
+full-sample optimum and the replicate's own variable-projection optimum (`analysis.varpro`: a search over
+(α, β) with the linear parameters solved exactly), so a replicate whose optimum moved to another basin is
+followed there rather than pinned to the full-sample answer. The earlier scheme, each replicate from its 5
+best points of the 4,500-point grid plus the full-sample optimum, is kept as `search="grid"`;
+benchmarks/fit_speed.py and the tests compare the two on the same resamples (docs/methods.md gives the
+figures). A new run's prediction interval multiplies each replicate's L(N, D) by a resampled residual, scaled
+for the parameters the fit spent (`ParametricFit.noise_residuals`).
 
 How 1,000 replicates stay fast:
 - a resample is a vector of multiplicities (how often each run was drawn); the summed objective and
@@ -41,13 +42,6 @@ from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
 from analysis.table import compute_column
 
 DERIVED = ("a", "b", "G")
-
-
-def bootstrap_indices(n_rows: int, n_resamples: int, seed: int) -> np.ndarray:
-    """Row indices of `n_resamples` resamples with replacement, shape (n_resamples, n_rows)."""
-    if n_rows < 1 or n_resamples < 1:
-        raise ValueError(f"n_rows and n_resamples must be ≥ 1, got {n_rows} and {n_resamples}")
-    return np.random.default_rng(seed).integers(0, n_rows, size=(n_resamples, n_rows))
 
 
 def bootstrap_counts(n_rows: int, n_resamples: int, seed: int, *, groups=None, strata=None) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from analysis.bootstrap import (
-    bootstrap_counts, bootstrap_indices, bootstrap_parametric, budget_strata, loss_samples, optimum_samples
+    bootstrap_counts, bootstrap_parametric, budget_strata, loss_samples, optimum_samples
 )
 from analysis.lbfgs import BatchResult, minimize_batch
 from analysis.parametric import (
@@ -246,11 +246,11 @@ def test_bootstrap_prediction_samples_match_closed_forms(chinchilla_bootstrap):
 
 
 def test_bootstrap_resampling_helpers():
-    idx = bootstrap_indices(10, 4, seed=0)
-    assert idx.shape == (4, 10) and idx.min() >= 0 and idx.max() < 10
-    np.testing.assert_array_equal(idx, bootstrap_indices(10, 4, seed=0))  # fixed seed, same draw
     counts = bootstrap_counts(10, 4, seed=0)
-    assert np.all(counts.sum(axis=1) == 10)
+    assert counts.shape == (4, 10) and counts.min() >= 0 and np.all(counts.sum(axis=1) == 10)
+    np.testing.assert_array_equal(counts, bootstrap_counts(10, 4, seed=0))  # fixed seed, same draw
+    with pytest.raises(ValueError, match="≥ 1"):
+        bootstrap_counts(0, 4, seed=0)
     groups = np.repeat(["x", "y", "z"], [2, 3, 5])
     grouped = bootstrap_counts(10, 50, seed=1, groups=groups)
     for label in "xyz":  # every row of a group is drawn together
@@ -259,9 +259,8 @@ def test_bootstrap_resampling_helpers():
 
 
 def test_stratified_counts_keep_each_stratum_whole():
-    """Drawn within strata (benchmarks/approach3_resampling.py: not adopted, kept to compare): each stratum
-    draws as many units as it has, groups are drawn whole inside their stratum, and a group across strata is
-    refused."""
+    """Drawn within strata (Approach 3's default, by budget): each stratum draws as many units as it has, groups
+    are drawn whole inside their stratum, and a group across strata is refused."""
     strata = np.repeat([1e18, 1e19, 1e20], [3, 4, 5])
     counts = bootstrap_counts(12, 200, seed=3, strata=strata)
     for label, size in ((1e18, 3), (1e19, 4), (1e20, 5)):
