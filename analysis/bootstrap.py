@@ -39,7 +39,6 @@ from analysis.parametric import (
     flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred, usable_with_weights
 )
 from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
-from analysis.table import compute_column
 
 DERIVED = ("a", "b", "G")
 
@@ -344,8 +343,7 @@ def budget_strata(runs: pd.DataFrame, groups=None) -> np.ndarray:
     of C, C = 6·N·D where no C is given), budgets with fewer than `MIN_STRATUM_UNITS` units (runs, or groups)
     pooled into one stratum labelled -1. A table that is not an IsoFLOP sweep (every C its own) is then one
     stratum: the bootstrap over the whole table."""
-    with_c = runs if "budget" in runs.columns or "C" in runs.columns else runs.assign(C=compute_column(runs))
-    budget = assign_budgets(with_c, fill_missing=True).to_numpy(float)
+    budget = assign_budgets(runs, fill_missing=True).to_numpy(float)
     units = np.arange(len(runs)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
     labels = np.where(np.isfinite(budget), budget, -1.0)
     for label in np.unique(labels):

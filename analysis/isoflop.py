@@ -205,7 +205,8 @@ def prepare_table(runs: pd.DataFrame, required, *, what: str) -> CleanTable:
 
 
 def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_missing: bool = False) -> pd.Series:
-    """Each run's IsoFLOP budget (FLOPs): the `budget` column where present, else clusters of C.
+    """Each run's IsoFLOP budget (FLOPs): the `budget` column where present, else clusters of C (C = 6·N·D
+    where the table has no C column).
 
     Without a usable `budget` column, runs are sorted by log10 C and a new budget starts wherever the
     gap to the previous run exceeds `tolerance_decades` (0.05 ≈ 12%); a cluster's budget is the geometric
@@ -217,9 +218,10 @@ def assign_budgets(runs: pd.DataFrame, *, tolerance_decades: float = 0.05, fill_
         if fill_missing and budget.isna().any():
             budget = budget.fillna(assign_budgets(runs.drop(columns="budget"), tolerance_decades=tolerance_decades))
         return budget
-    if "C" not in runs.columns:
-        raise ValueError("runs: need a 'budget' or a 'C' column to group runs into IsoFLOP budgets")
-    log_c = np.log10(runs["C"].to_numpy(dtype=float))
+    if "C" not in runs.columns and not {"N", "D"} <= set(runs.columns):
+        raise ValueError("runs: need a 'budget' or a 'C' column (or N and D) to group runs into IsoFLOP budgets")
+    compute = runs["C"] if "C" in runs.columns else compute_column(runs)  # a table of N, D and loss: C = 6·N·D
+    log_c = np.log10(compute.to_numpy(dtype=float))
     order = np.argsort(log_c, kind="stable")
     cluster = np.cumsum(np.r_[0, np.diff(log_c[order]) > tolerance_decades])
     budgets = np.empty(len(runs))

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.isoflop import assign_budgets
-from analysis.table import compute_column, usable_runs
+from analysis.table import usable_runs
 
 # the columns (where present) that define a design point; a run's seed is deliberately not among them
 CELL_COLUMNS = ("N", "D", "lr", "batch_size", "beta2", "n_layers", "d_model", "n_heads")
@@ -108,8 +108,6 @@ def noise_floor(runs: pd.DataFrame) -> NoiseFloor:
     runs = usable_runs(runs, source="noise floor", stacklevel=3)
     if runs.empty:
         return NoiseFloor((), math.nan, math.nan, 0, False, "no usable runs")
-    if "C" not in runs.columns:
-        runs = runs.assign(C=compute_column(runs))
     labels = cell_labels(runs)
     loss = runs["loss"].to_numpy(float)
     budget = assign_budgets(runs, fill_missing=True).to_numpy(float)
