@@ -15,6 +15,10 @@ Notable choices:
   (`isoflop.fit_isoflop` on the held-out runs); a budget whose minimum is not bracketed has no actual and
   is named in `message`. Its predicted intervals come from Approach 2's parametric bootstrap and
   Approach 3's bootstrap, both fitted without the held-out runs.
+- An interval whose fit marks it unreliable (the training fit failed, or most bootstrap replicates were
+  dropped: `interval_reliable`) is shown with its prediction, `reliable` False, and not scored: the coverage
+  counts only reliable intervals, as the calibration does (analysis/calibration.py). The errors of the point
+  predictions are scored either way.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Prediction:
     abs_error: float
     rel_error: float
     inside_interval: bool
+    reliable: bool = True  # False: the interval's fit marks it unreliable (module docstring); not scored
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class BacktestResult:
     """Predictions for the held-out runs and budgets from fits on the rest.
 
     mean_abs_loss_error, mean_rel_loss_error and loss_coverage (share of actual losses inside their
-    intervals) summarise Approach 3's `loss_predictions`; the `frontier_` fields the same for the loss frontier
+    intervals, over the reliable ones; NaN where none is) summarise Approach 3's `loss_predictions`; the `frontier_` fields the same for the loss frontier
     (empty and NaN when Approach 2 could not be fitted on the training runs); `n_opt_predictions` hold
     Approach 2's and 3's N_opt.
     """
@@ -76,12 +81,23 @@ class BacktestResult:
     message: str
 
 
-def _prediction(what, key, compute, actual, predicted, interval) -> Prediction:
+def _prediction(what, key, compute, actual, predicted, interval, reliable: bool) -> Prediction:
     lo, hi = (float(v) for v in interval)
     return Prediction(what=what, key=str(key), compute=float(compute), actual=float(actual),
                       predicted=float(predicted), interval=(lo, hi), abs_error=abs(float(predicted) - float(actual)),
                       rel_error=(float(predicted) - float(actual)) / float(actual),
-                      inside_interval=bool(lo <= actual <= hi))
+                      inside_interval=bool(lo <= actual <= hi), reliable=bool(reliable))
+
+
+def _coverage(predictions, intervals: str) -> tuple[float, str]:
+    """(share of the reliable intervals holding their actual, NaN if none; how it reads in a message, the
+    intervals named `intervals`)."""
+    scored = [p.inside_interval for p in predictions if p.reliable]
+    if not scored:
+        return float("nan"), f"{intervals} unreliable (their fit failed or most replicates were dropped), not scored"
+    unscored = len(predictions) - len(scored)
+    return float(np.mean(scored)), (f"{np.mean(scored):.0%} inside {intervals}"
+                                    + (f" ({unscored} unreliable, not scored)" if unscored else ""))
 
 
 def split_holdout(runs: pd.DataFrame, holdout: Sequence[str] | None = None, *, n_budgets: int = 1):
@@ -139,7 +155,8 @@ def backtest(
         noise = np.exp(-rng.choice(fit.noise_residuals, size=replicates.size))
         interval = percentile_interval(replicates * noise, level)
         predicted = float(fit.predict_loss(row.N, row.D))
-        loss_predictions.append(_prediction("loss", row.run_id, row.C, row.loss, predicted, interval))
+        loss_predictions.append(_prediction("loss", row.run_id, row.C, row.loss, predicted, interval,
+                                            boot.interval_reliable))
 
     n_opt_predictions = []
     held_budgets = assign_budgets(held, fill_missing=True)
@@ -151,7 +168,7 @@ def backtest(
         for row in held.itertuples():
             frontier_predictions.append(_prediction(
                 "loss", row.run_id, row.C, row.loss, frontier.predict_loss(row.N, row.C),
-                frontier.prediction_interval(row.N, row.C, seed=seed)))
+                frontier.prediction_interval(row.N, row.C, seed=seed), frontier.success and frontier.interval_reliable))
     else:
         notes.append(f"Approach 2 on the training runs: {approach2 if isinstance(approach2, Exception) else approach2.message}")
     for budget in np.sort(held_budgets.unique()):
@@ -164,22 +181,22 @@ def backtest(
         n_actual = actual.profiles[0].n_opt
         if approach2_ok:
             n_opt_predictions.append(_prediction("n_opt", "approach2", budget, n_actual, approach2.n_opt(budget),
-                                                 approach2.n_opt_interval(budget)))
+                                                 approach2.n_opt_interval(budget), approach2.interval_reliable))
         n3, _ = fit.compute_optimal(budget, per_token)
         n3_interval = percentile_interval(boot.compute_optimal_samples(budget, per_token)["n_opt"], level)
-        n_opt_predictions.append(_prediction("n_opt", "approach3", budget, n_actual, n3, n3_interval))
+        n_opt_predictions.append(_prediction("n_opt", "approach3", budget, n_actual, n3, n3_interval,
+                                             boot.interval_reliable))
 
     abs_errors = [p.abs_error for p in loss_predictions]
     rel_errors = [abs(p.rel_error) for p in loss_predictions]
-    coverage = float(np.mean([p.inside_interval for p in loss_predictions]))
+    coverage, covered = _coverage(loss_predictions, f"their {level:.0%} intervals")
     head = (f"held out {len(held)} run(s); Approach 3's loss mean |error| {np.mean(abs_errors):.4g} nats "
-            f"({np.mean(rel_errors):.2%}), {coverage:.0%} inside their {level:.0%} intervals; {boot.message}")
+            f"({np.mean(rel_errors):.2%}), {covered}; {boot.message}")
     frontier_error = frontier_coverage = float("nan")
     if frontier_predictions:
         frontier_error = float(np.mean([abs(p.rel_error) for p in frontier_predictions]))
-        frontier_coverage = float(np.mean([p.inside_interval for p in frontier_predictions]))
-        head += (f"; the loss frontier's mean |error| {frontier_error:.2%}, "
-                 f"{frontier_coverage:.0%} inside their intervals")
+        frontier_coverage, covered = _coverage(frontier_predictions, "their intervals")
+        head += f"; the loss frontier's mean |error| {frontier_error:.2%}, {covered}"
     return BacktestResult(
         train_run_ids=tuple(map(str, train["run_id"])), holdout_run_ids=tuple(map(str, held["run_id"])),
         holdout_budgets=tuple(float(b) for b in np.sort(held_budgets.unique())),

@@ -35,8 +35,9 @@ from analysis.compute_per_token import ComputePerToken, split_compute
 from analysis.isoflop import assign_budgets
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
-    HUBER_DELTA, PARAM_NAMES, LogData, ParametricFit, best_starts, bounds_for, centre, check_weights, fit_parametric_arrays,
-    flag_degenerate, from_centred, huber_objective, huber_terms, log_data, prepare_grid, to_centred, usable_with_weights
+    DEGENERATE, HUBER_DELTA, PARAM_NAMES, LogData, ParametricFit, best_starts, bounds_for, centre, check_weights,
+    degenerate_fits_better, fit_parametric_arrays, flag_degenerate, from_centred, huber_objective, huber_terms, log_data,
+    prepare_grid, to_centred, usable_with_weights
 )
 from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
 
@@ -254,7 +255,10 @@ def bootstrap_parametric_arrays(N, D, loss, *, n_resamples: int = 1000, seed: in
         batch = flag_degenerate(batch, centred, w)
         fun = np.where(batch.converged, batch.fun, np.inf).reshape(r, k)
         best = np.argmin(fun, axis=1)
-        ok = np.isfinite(fun[np.arange(r), best]) & _identifiable(data, cw)
+        # as for the full sample (parametric's docstring): an end point with a dead term that fits better drops it
+        dead = np.where(batch.status == DEGENERATE, batch.fun, np.inf).reshape(r, k).min(axis=1)
+        ok = (np.isfinite(fun[np.arange(r), best]) & _identifiable(data, cw)
+              & ~degenerate_fits_better(dead, fun[np.arange(r), best]))
         x[lo : lo + r][ok] = from_centred(batch.x.reshape(r, k, 5)[np.arange(r), best], m_n, m_d)[ok]
     return _result(fit, x, lower, upper, seed=seed, level=level)
 

@@ -5,7 +5,12 @@ al. (2024) note that the intervals did not overlap and nobody flagged it. Here e
 whose intervals for a (or b) are disjoint is named in `disagreements`, and an
 `InconsistentExponentsWarning` is raised, so a report cannot show the three numbers without the caveat.
 
-An approach without an interval (bootstrap off or failed) is compared by nothing and said so.
+An approach without an interval (bootstrap off or failed) is compared by nothing and said so. Nor is an
+interval that holds the whole of [0, 1] (`spans_every_split`): a from 0 (every extra FLOP to data) to 1 (every one
+to parameters) is every way of growing both N and D with compute, so such an interval says nothing of the split
+(Approach 2 on Epoch AI's extraction of Chinchilla's runs: a in [−0.45, 1.56], its vertices scattering 46× their
+noise), and no interval inside [0, 1] can be disjoint from it: "overlap" would be reported however far apart the
+point estimates are.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ def _has_interval(interval: tuple[float, float]) -> bool:
     return all(math.isfinite(v) for v in interval)
 
 
+def spans_every_split(interval: tuple[float, float]) -> bool:
+    """Whether an exponent's interval holds all of [0, 1] (module docstring): it does not inform a comparison."""
+    return interval[0] <= 0 and interval[1] >= 1
+
+
 def _overlap(first: tuple[float, float], second: tuple[float, float]) -> bool:
     return max(first[0], second[0]) <= min(first[1], second[1])
 
@@ -78,6 +88,11 @@ def check_consistency(estimates: Sequence[ExponentEstimate], *, warn: bool = Tru
     disagreements, uncompared, compared = [], [], 0
     for name in ("a", "b"):
         with_interval = [e for e in estimates if _has_interval(getattr(e, f"{name}_interval"))]
+        for e in [e for e in with_interval if spans_every_split(getattr(e, f"{name}_interval"))]:
+            lo, hi = getattr(e, f"{name}_interval")
+            uncompared.append(f"{e.approach}: its interval for {name}, [{lo:.3f}, {hi:.3f}], holds every split of "
+                              f"compute ({name} from 0 to 1), not compared")
+            with_interval.remove(e)
         for first, second in combinations(with_interval, 2):
             compared += 1
             i1, i2 = getattr(first, f"{name}_interval"), getattr(second, f"{name}_interval")
@@ -87,7 +102,7 @@ def check_consistency(estimates: Sequence[ExponentEstimate], *, warn: bool = Tru
                     f"{second.approach} gives {getattr(second, name):.3f} [{i2[0]:.3f}, {i2[1]:.3f}]: intervals do not overlap")
     uncompared += [f"{e.approach}: no interval, not compared" for e in estimates if not _has_interval(e.a_interval)]
     if compared == 0:
-        head = f"nothing to compare: {len(estimates)} estimate(s), fewer than 2 with intervals"
+        head = f"nothing to compare: {len(estimates)} estimate(s), fewer than 2 with informative intervals"
     elif disagreements:
         head = f"{len(disagreements)} disagreement(s): " + "; ".join(disagreements)
     else:

@@ -29,7 +29,12 @@ objective, and the lower end point wins, ties to the grid (`search`, docs/method
 Honesty: the result's `success` is False, and `message` says why, when the best run did not converge, a
 parameter sits on its bound (`BOUNDS`: wide enough that an interior optimum never touches them), or the
 best few converged starts reach different parameters at nearly the same objective (not identified), or the
-law explains the losses no better than a constant (`analysis.significance`: an F-test at 1%).
+law explains the losses no better than a constant (`analysis.significance`: an F-test at 1%), or an end point
+where a term is negligible for every run (`flag_degenerate`) fits better than every converged one. Then the
+runs prefer the law without that term (on Porian et al.'s Kaplan setting without its largest budget, E → 0 at
+half the objective of the best end point with a floor), the converged one is only a worse local minimum, and
+which of the two a search meets first can turn on rounding (it did, between two BLAS builds); so the answer is
+the better end point, reported as not identified, the same whichever was met.
 """
 
 from __future__ import annotations
@@ -391,6 +396,12 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
     order = np.argsort(np.where(batch.converged, batch.fun, np.inf), kind="stable")
     n_converged = int(batch.converged.sum())
     best = int(order[0]) if n_converged else int(np.argmin(batch.fun))
+    degenerate = np.flatnonzero(batch.status == DEGENERATE)
+    dead_term_wins = bool(n_converged and degenerate.size and degenerate_fits_better(
+        float(batch.fun[degenerate].min()), float(batch.fun[best])))
+    if dead_term_wins:  # module docstring: a converged end point that fits worse is not the estimate
+        converged_objective = float(batch.fun[best])
+        best = int(degenerate[np.argmin(batch.fun[degenerate])])
     x = batch.x[best]
     top = order[: min(n_agree, n_converged)]
     spread = float(np.max(_relative_gap(batch.x[top], x))) if top.size else math.nan
@@ -404,6 +415,10 @@ def summarize(data: LogData, weights: np.ndarray, batch: BatchResult, lower, upp
     problems = []
     if n_converged == 0:
         problems.append(f"no L-BFGS run converged (best: {NOT_CONVERGED.get(int(batch.status[best]), '?')})")
+    if dead_term_wins:
+        problems.append(f"the best fit has a term of L(N, D) negligible for every run (objective "
+                        f"{batch.fun[best]:.4g} against {converged_objective:.4g} for the best end point with "
+                        "every term): these runs prefer the law without it, so its parameters are not identified")
     if on_bound:
         problems.append("at a bound: " + ", ".join(f"{n} = {x[LOG_NAMES.index(n)]:.4g}" for n in on_bound)
                         + " (the data do not pin it down)")
@@ -473,6 +488,11 @@ def prepare_grid(grid: np.ndarray | None, fix_E: float | None) -> np.ndarray:
     if fix_E is not None:
         starts = np.unique(np.column_stack([np.full(len(starts), math.log(fix_E)), starts[:, 1:]]), axis=0)
     return starts
+
+
+def degenerate_fits_better(degenerate_objective, converged_objective):
+    """Whether an end point with a negligible term beats a converged one by more than a tie (`FLAT_RTOL`)."""
+    return degenerate_objective < converged_objective * (1 - FLAT_RTOL)
 
 
 def flag_degenerate(batch: BatchResult, data: LogData, weights: np.ndarray) -> BatchResult:

@@ -27,12 +27,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.bootstrap import bootstrap_parametric  # noqa: E402
-from analysis.calibration import FAMILIES  # noqa: E402
+from analysis.calibration import FAMILIES, chance_inside  # noqa: E402
 from analysis.parametric import fit_parametric  # noqa: E402
 from analysis.powerlaw import percentile_interval  # noqa: E402
 from analysis.simulate import simulate_runs  # noqa: E402
@@ -82,7 +81,7 @@ def measure(family, noise: float, n_sweeps: int, n_bootstrap: int, first_seed: i
                 for q, (n, truth) in truths.items():
                     lo, hi = new_run_interval(boot, fit, n, compute / (6 * n), scaled=scaled, seed=i)
                     if expected:
-                        cell[q].append(ndtr(math.log(hi / truth) / noise) - ndtr(math.log(lo / truth) / noise))
+                        cell[q].append(chance_inside((lo, hi), truth, noise))
                     else:
                         cell[q].append(lo <= truth * draws[q] <= hi)
     shares = {key: {q: (float(np.median(v)) if q == "width" else float(np.mean(v))) for q, v in cell.items()}

@@ -5,7 +5,10 @@ design; "chinchilla", Hoffmann et al.'s law on 5 budgets) and each relative nois
 runs' measured seed-to-seed spread, and 0.2%, nearer published sweeps), `--sweeps` simulated sweeps are fitted
 and the share of intervals that hold the truth is printed per approach and extrapolation factor (4× and 10×
 the largest budget): Approach 2's and 3's N_opt, the frontier's L_opt, and the loss of one new run at N_opt
-for the frontier and Approach 3 (prediction intervals). The target is 90-98% at the 95% level. With
+(and at half and twice it) for the frontier and Approach 3 (prediction intervals). The target is 90-98% at the
+95% level. "coverage" is the share of intervals holding the truth drawn; "expected" the mean chance of holding
+it (for a new run, averaged over that run's noise: the same coverage without the draws' Monte Carlo error;
+`analysis.calibration.chance_inside`), with its Monte Carlo standard error ("± se"). With
 `--before` the same sweeps are also fitted as before this method (no lack-of-fit widening, no union with the
 unselected floor law: both switched off by patching them out), side by side in one run.
 
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
     if args.smoke_test:
         args.sweeps, args.bootstrap, args.noise = 5, 50, [0.006]
     print(f"{'family':<11} {'noise':>6} {'method':>6} {'×':>3}  {'quantity':<20} {'coverage':>8}  inside/scored  "
-          f"unreliable  failed")
+          f"{'expected':>8} {'± se':>6}  unreliable  failed")
     for name in args.family:
         for noise in args.noise:
             for current in (True, False) if args.before else (True,):
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
                                        n_bootstrap=args.bootstrap)
                 for c in result.coverages:
                     print(f"{name:<11} {noise:>6.3%} {'now' if current else 'before':>6} {c.factor:>3g}  {c.quantity:<20} "
-                          f"{c.coverage:>8.3f}  {c.n_inside:>5}/{c.n_scored:<6}  {c.n_unreliable:>10}  {c.n_failed:>6}")
+                          f"{c.coverage:>8.3f}  {c.n_inside:>5}/{c.n_scored:<6}  {c.expected_coverage:>8.3f} "
+                          f"{c.expected_standard_error:>6.3f}  {c.n_unreliable:>10}  {c.n_failed:>6}", flush=True)
                 print(f"  ({args.sweeps} sweeps, {args.bootstrap} replicates each: {time.perf_counter() - start:.1f} s)")
     return 0
 

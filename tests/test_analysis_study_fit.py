@@ -45,6 +45,22 @@ def test_chinchilla_table_2_disagreement_is_flagged():
     assert not any("Approach 1" in d and "Approach 2" in d for d in a_pairs)
 
 
+def test_an_interval_holding_every_split_of_compute_is_not_counted_as_agreement():
+    """Approach 2 on Epoch's extraction of Chinchilla's runs gives a in [−0.45, 1.56]: it would overlap any
+    interval inside [0, 1], so it is not compared (for a and b alike) and nothing is called consistent."""
+    wide = ExponentEstimate("Approach 2", 0.52, (-0.453, 1.561), 0.48, (-0.561, 1.453))
+    narrow = ExponentEstimate("Approach 3", 0.514, (0.486, 0.556), 0.486, (0.444, 0.514))
+    result = check_consistency([wide, narrow], warn=False)
+    assert not result.consistent and result.disagreements == ()
+    assert "nothing to compare" in result.message
+    assert "Approach 2: its interval for a, [-0.453, 1.561], holds every split of compute" in result.message
+    assert "its interval for b" in result.message
+    # one exponent informative, the other not: the informative one is still compared
+    half = ExponentEstimate("Approach 2", 0.52, (0.40, 0.60), 0.48, (-0.1, 1.2))
+    result = check_consistency([half, narrow], warn=False)
+    assert result.consistent and "all 1 interval pair(s) overlap" in result.message
+
+
 def test_overlapping_intervals_are_consistent_without_warning():
     """Overlapping intervals for a and b: consistent, no disagreement, no warning."""
     estimates = [ExponentEstimate("x", 0.45, (0.43, 0.47), 0.55, (0.53, 0.57)),

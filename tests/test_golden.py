@@ -103,16 +103,21 @@ def held_out(name: str):
 
 
 @pytest.mark.parametrize("name", [
-    "porian_kaplan",
+    miss("porian_kaplan", "not identified on the training runs: its best fit has E negligible (Huber objective "
+                          "0.00353 against 0.00746 for the best end point with a floor), so its intervals are "
+                          "unreliable (38 of 100 replicates kept; 4 of 6 runs inside, mean |error| 5.3%). Before "
+                          "stop 20 the fit took the worse end point where a BLAS build met it first: 6 of 6 inside"),
     miss("porian_head", "2 of 6 held-out runs inside (mean |error| 8.4%; 1 of 6 with runs drawn from the whole "
                         "table, not within budgets)"),
     "porian_warmup", "porian_cosine", "porian_tuned",
     miss("epoch_chinchilla", "the one run at 1.3e22 outside (error 2.6%)"),
 ])
 def test_backtest_approach3_covers_the_largest_budget(name):
-    """Fitted without the largest budget, Approach 3's prediction intervals hold every run of that budget."""
+    """Fitted without the largest budget, Approach 3's prediction intervals are reliable and hold every run of
+    that budget."""
     result = held_out(name)
-    assert result.loss_predictions and all(p.inside_interval for p in result.loss_predictions), result.message
+    assert result.loss_predictions and all(p.reliable and p.inside_interval for p in result.loss_predictions), \
+        result.message
 
 
 @pytest.mark.parametrize("name", [
@@ -128,7 +133,7 @@ def test_backtest_frontier_covers_the_largest_budget(name):
     """Fitted without the largest budget, the loss frontier's prediction intervals hold every run of that budget."""
     result = held_out(name)
     assert result.frontier_loss_predictions, result.message
-    assert all(p.inside_interval for p in result.frontier_loss_predictions), result.message
+    assert all(p.reliable and p.inside_interval for p in result.frontier_loss_predictions), result.message
 
 
 @cache
