@@ -60,9 +60,9 @@ class BacktestResult:
     """Predictions for the held-out runs and budgets from fits on the rest.
 
     mean_abs_loss_error, mean_rel_loss_error and loss_coverage (share of actual losses inside their
-    intervals, over the reliable ones; NaN where none is) summarise Approach 3's `loss_predictions`; the `frontier_` fields the same for the loss frontier
-    (empty and NaN when Approach 2 could not be fitted on the training runs); `n_opt_predictions` hold
-    Approach 2's and 3's N_opt.
+    intervals, over the reliable ones; NaN where none is) summarise Approach 3's `loss_predictions`; the
+    `frontier_` fields the same for the loss frontier (empty and NaN when Approach 2 could not be fitted on
+    the training runs); `n_opt_predictions` hold Approach 2's and 3's N_opt.
     """
 
     train_run_ids: tuple[str, ...]

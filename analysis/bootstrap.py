@@ -36,8 +36,8 @@ from analysis.isoflop import assign_budgets
 from analysis.lbfgs import minimize_batch
 from analysis.parametric import (
     DEGENERATE, HUBER_DELTA, PARAM_NAMES, LogData, ParametricFit, best_starts, bounds_for, centre, check_weights,
-    degenerate_fits_better, fit_parametric_arrays, flag_degenerate, from_centred, huber_objective, huber_terms, log_data,
-    prepare_grid, to_centred, usable_with_weights
+    degenerate_fits_better, fit_parametric_arrays, flag_degenerate, from_centred, huber_objective, huber_terms,
+    log_data, prepare_grid, to_centred, usable_with_weights
 )
 from analysis.powerlaw import Interval, percentile_interval, replicates_reliable
 

@@ -184,7 +184,8 @@ def _backtest_blocks(fit) -> list[tuple]:
     if bt is None:
         return []
     rows = [[PREDICTOR_NAMES[name], p.key, _fmt(p.compute, ".3g"), _fmt(p.actual), _fmt(p.predicted),
-             _fmt(p.rel_error, "+.2%"), _interval(p.interval, ".4f"), _fmt(p.inside_interval) if p.reliable else "unreliable"]
+             _fmt(p.rel_error, "+.2%"), _interval(p.interval, ".4f"),
+             _fmt(p.inside_interval) if p.reliable else "unreliable"]
             for name, predictions in (("frontier", bt.frontier_loss_predictions), ("approach3", bt.loss_predictions))
             for p in predictions]
     return [("h2", "Backtest"), ("p", "Fitted without the largest budget, predicting its runs: " + bt.message),

@@ -120,6 +120,18 @@ def test_backtest_approach3_covers_the_largest_budget(name):
         result.message
 
 
+def test_a_backtest_whose_training_fit_is_not_identified_shows_its_intervals_unscored():
+    """porian_kaplan without its largest budget: Approach 3 is not identified (its best end point has E → 0), so
+    its held-out predictions keep their errors but their intervals are marked unreliable and not scored; the
+    frontier's are reliable and scored."""
+    result = held_out("porian_kaplan")
+    assert result.loss_predictions and not any(p.reliable for p in result.loss_predictions)
+    assert result.loss_coverage != result.loss_coverage  # NaN: nothing scored
+    assert result.mean_rel_loss_error == pytest.approx(0.0527, abs=5e-4)
+    assert "their 95% intervals unreliable" in result.message and "not scored" in result.message
+    assert all(p.reliable for p in result.frontier_loss_predictions) and result.frontier_loss_coverage == 1.0
+
+
 @pytest.mark.parametrize("name", [
     "porian_kaplan",  # 6 of 6 inside, mean |error| 0.40% (4 of 6 and 1.0% with the parabolic shape before)
     miss("porian_head", "5 of 6 inside (mean |error| 1.49%; parabolic shape before: 4 of 6, 4.1%)"),
