@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.special import ndtr
 
 from analysis.bootstrap import bootstrap_parametric
