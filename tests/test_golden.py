@@ -95,6 +95,19 @@ def test_approach3_reproduces_the_olmo_ladders_13b_prediction():
     assert float(fit.predict_loss(target["N"], target["D"])) == pytest.approx(side["published"]["predicted"], rel=0.005)
 
 
+def test_the_olmo_ladders_13b_model_is_inside_its_prediction_interval():
+    """The law is 3.8% low on the 13B-5T model (10× the largest size it was fitted on, 200× the compute); the
+    headline's 95% prediction interval, fitted on the same 16 runs, must hold the actual loss all the same."""
+    runs, side = golden("olmo_ladder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_all(runs, n_bootstrap=200, seed=0)
+    target = side["target"]
+    estimate = fit.predict_run(target["N"], target["D"], by=fit.headline.predictor)
+    assert fit.headline.predictor == "approach3" and estimate.reliable
+    assert estimate.interval[0] <= side["published"]["actual"] <= estimate.interval[1], estimate
+
+
 @cache
 def held_out(name: str):
     with warnings.catch_warnings():
