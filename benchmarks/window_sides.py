@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.calibration import FAMILIES  # noqa: E402
-from analysis.isoflop import fit_parabola  # noqa: E402
+from analysis.isoflop import fit_parabola, profile_window  # noqa: E402
 from analysis.simulate import simulate_runs  # noqa: E402
 
 DESIGNS = {
@@ -58,8 +58,9 @@ def errors(design, noise: float, n_sweeps: int) -> dict[str, np.ndarray]:
                 continue
             n_true = float(design.params.optimum(budget)[0])
             loss_true = float(design.params.loss(n_true, budget / (6 * n_true)))
+            rule = profile_window(np.exp(log_n), loss)  # the 3 sizes the fit itself takes
             wider = slice(0, 4) if lowest == 1 else slice(last - 3, last + 1)
-            for name, window in (("3 sizes", slice(lowest - 1, lowest + 2)), ("1 + 2", wider)):
+            for name, window in (("3 sizes", rule), ("1 + 2", wider)):
                 x, value = vertex(log_n[window], loss[window])
                 rows[name].append((x - math.log(n_true), value / loss_true - 1, value < 0.995 * loss.min()))
     return {name: np.array(values, dtype=float).reshape(-1, 3) for name, values in rows.items()}
