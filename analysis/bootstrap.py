@@ -24,7 +24,6 @@ next to every interval (`Interval.n_finite`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,18 +111,20 @@ def loss_samples(samples: np.ndarray, N, D) -> np.ndarray:
     return np.exp(np.logaddexp(log_e, terms))
 
 
-def optimum_samples(samples: np.ndarray, C: float, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
+def optimum_samples(samples: np.ndarray, C, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
     """Per row of `samples`: N_opt, D_opt (`parametric.compute_optimal`: its closed form under C = 6·N·D, a
-    search under C = f(N)·D) and the loss there, at compute C."""
+    search under C = f(N)·D) and the loss there, at compute C. C broadcasts against the replicates: a column
+    of m budgets gives (m, replicates) arrays, every budget in one evaluation."""
     p = _columns(samples)
+    C = np.asarray(C, dtype=float)
     if per_token is not None and not per_token.is_6n:
         with np.errstate(divide="ignore", invalid="ignore"):
-            n_opt, d_opt = split_compute(np.log(p["A"]), p["alpha"], np.log(p["B"]), p["beta"], float(C), per_token)
+            n_opt, d_opt = split_compute(np.log(p["A"]), p["alpha"], np.log(p["B"]), p["beta"], C, per_token)
         return {"n_opt": n_opt, "d_opt": d_opt, "loss": _loss_rows(p, n_opt, d_opt)}
     s = p["alpha"] + p["beta"]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_g = (np.log(p["alpha"] * p["A"]) - np.log(p["beta"] * p["B"])) / s
-    log_c6 = math.log(float(C) / 6.0)
+    log_c6 = np.log(C / 6.0)
     # a degenerate replicate (α or β at 0) has no finite optimum: its values come out inf or NaN and the
     # percentile intervals count only the finite ones (they report how many)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -179,7 +180,7 @@ class BootstrapResult:
         """Percentile interval of the predicted loss of one run (N, D)."""
         return percentile_interval(self.loss_samples(float(N), float(D)), self.level)
 
-    def compute_optimal_samples(self, C: float, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
+    def compute_optimal_samples(self, C, per_token: ComputePerToken | None = None) -> dict[str, np.ndarray]:
         """N_opt, D_opt and the loss there, at compute C, per converged replicate (see `optimum_samples`)."""
         return optimum_samples(self.samples[self.converged], C, per_token)
 

@@ -169,11 +169,20 @@ class StudyFit:
         return self._approach3_band(compute, key)
 
     def _approach3_band(self, compute, key: str):
+        """What `_approach3_allocation` gives for `key` at each C, with every C's replicates evaluated at once
+        (one C at a time took a second per plotted curve under a compute per token other than 6·N)."""
         if self.approach3 is None:
             return None
-        estimates = [getattr(self._approach3_allocation(c), key) for c in np.asarray(compute, dtype=float)]
-        return (np.array([e.value for e in estimates]), np.array([e.interval[0] for e in estimates]),
-                np.array([e.interval[1] for e in estimates]))
+        compute = np.asarray(compute, dtype=float)
+        n_opt, d_opt = self.approach3.compute_optimal(compute, self.per_token)
+        values = {"n_opt": n_opt, "d_opt": d_opt, "loss": self.approach3.predict_loss(n_opt, d_opt)}[key]
+        boot = self.approach3_bootstrap
+        if boot is None or boot.n_converged < 2:
+            return np.asarray(values, dtype=float), np.full(compute.shape, np.nan), np.full(compute.shape, np.nan)
+        samples = boot.compute_optimal_samples(compute[:, None], self.per_token)[key]
+        intervals = [percentile_interval(row, self.level) for row in samples]
+        return (np.asarray(values, dtype=float), np.array([i[0] for i in intervals]),
+                np.array([i[1] for i in intervals]))
 
     def exponents(self) -> dict[int, dict[str, float]]:
         """{approach: {"a": a, "b": b}} for every approach fitted successfully."""

@@ -97,6 +97,15 @@ def test_every_approach_spends_the_budget_under_the_tables_compute(tmp_path):
     assert old.per_token.is_6n and old.approach2.per_token.is_6n
     six = old.predict_at(fit.largest_budget).allocation("approach2")
     assert six.d_opt.value * 6 * six.n_opt.value == pytest.approx(fit.largest_budget, rel=1e-12)
+    compute = np.array([fit.largest_budget, 30 * fit.largest_budget])
+    for each in (fit, old):  # the plots' bands, every C at once, are the allocations one C at a time
+        bands = {key: each.allocation_band(compute, key) for key in ("n_opt", "d_opt")}
+        bands["loss"] = each.loss_at_optimum(compute)[1:]
+        for i, c in enumerate(compute):
+            allocation = each.predict_at(c).allocation("approach3")
+            for key, band in bands.items():
+                estimate = getattr(allocation, key)
+                assert (band[0][i], band[1][i], band[2][i]) == (estimate.value, *estimate.interval), key
 
 
 def test_d_opt_follows_the_true_optimum_under_exact_compute():
