@@ -126,19 +126,28 @@ class StudyFit:
         return Estimate(predicted, self.approach3_bootstrap.prediction_interval(N, D, seed=seed),
                         self.approach3_bootstrap.interval_reliable)
 
-    def _approach3_allocation(self, compute: float) -> Allocation:
-        """Approach 3's N_opt, D_opt, D/N and the loss there at C, with intervals from its bootstrap."""
-        n_opt, d_opt = (float(v) for v in self.approach3.compute_optimal(compute, self.per_token))
+    def _approach3_optima(self, compute) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """Approach 3's N_opt, D_opt, D/N and the loss there at each C (arrays shaped like C), and the same per
+        converged replicate (C's shape plus one axis; None without two of them): every C in one evaluation."""
+        compute = np.asarray(compute, dtype=float)
+        n_opt, d_opt = self.approach3.compute_optimal(compute, self.per_token)
         values = {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt,
-                  "loss": float(self.approach3.predict_loss(n_opt, d_opt))}
+                  "loss": self.approach3.predict_loss(n_opt, d_opt)}
         boot = self.approach3_bootstrap
         if boot is None or boot.n_converged < 2:
+            return values, None
+        samples = boot.compute_optimal_samples(compute[..., None], self.per_token)
+        samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
+        return values, samples
+
+    def _approach3_allocation(self, compute: float) -> Allocation:
+        """Approach 3's N_opt, D_opt, D/N and the loss there at C, with intervals from its bootstrap."""
+        values, samples = self._approach3_optima(float(compute))
+        if samples is None:
             estimates = {k: Estimate(v) for k, v in values.items()}
         else:
-            samples = boot.compute_optimal_samples(compute, self.per_token)
-            samples["tokens_per_param"] = samples["d_opt"] / samples["n_opt"]
-            estimates = {k: Estimate(v, percentile_interval(samples[k], self.level), boot.interval_reliable)
-                         for k, v in values.items()}
+            estimates = {k: Estimate(v, percentile_interval(samples[k], self.level),
+                                     self.approach3_bootstrap.interval_reliable) for k, v in values.items()}
         return Allocation(approach="approach3", success=self.approach3.success, **estimates)
 
     def allocations(self, compute: float) -> tuple[Allocation, ...]:
@@ -169,20 +178,15 @@ class StudyFit:
         return self._approach3_band(compute, key)
 
     def _approach3_band(self, compute, key: str):
-        """What `_approach3_allocation` gives for `key` at each C, with every C's replicates evaluated at once
-        (one C at a time took a second per plotted curve under a compute per token other than 6·N)."""
+        """What `_approach3_allocation` gives for `key` at each C of a 1-D array, from one evaluation of every
+        C's replicates (one C at a time took a second per plotted curve under a compute per token other than 6·N)."""
         if self.approach3 is None:
             return None
-        compute = np.asarray(compute, dtype=float)
-        n_opt, d_opt = self.approach3.compute_optimal(compute, self.per_token)
-        values = {"n_opt": n_opt, "d_opt": d_opt, "loss": self.approach3.predict_loss(n_opt, d_opt)}[key]
-        boot = self.approach3_bootstrap
-        if boot is None or boot.n_converged < 2:
-            return np.asarray(values, dtype=float), np.full(compute.shape, np.nan), np.full(compute.shape, np.nan)
-        samples = boot.compute_optimal_samples(compute[:, None], self.per_token)[key]
-        intervals = [percentile_interval(row, self.level) for row in samples]
-        return (np.asarray(values, dtype=float), np.array([i[0] for i in intervals]),
-                np.array([i[1] for i in intervals]))
+        values, samples = self._approach3_optima(compute)
+        if samples is None:
+            return values[key], np.full(values[key].shape, np.nan), np.full(values[key].shape, np.nan)
+        intervals = [percentile_interval(row, self.level) for row in samples[key]]
+        return values[key], np.array([i[0] for i in intervals]), np.array([i[1] for i in intervals])
 
     def exponents(self) -> dict[int, dict[str, float]]:
         """{approach: {"a": a, "b": b}} for every approach fitted successfully."""
