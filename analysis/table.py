@@ -365,6 +365,11 @@ def _attach(curve: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     return curve.assign(run_id=str(row["run_id"]), N=row["N"], D=row["D"], C_per_token=per_token)
 
 
+class NoCurvesError(ValueError):
+    """A source that is a results table of final losses, with no training curve to read: not an error unless
+    Approach 1 alone was asked for."""
+
+
 def _finish_curves(parts: list[pd.DataFrame], where: str) -> pd.DataFrame:
     if not parts:
         raise ValueError(f"{where}: no usable run has a training curve")
@@ -424,6 +429,9 @@ def load_curves(source, *, n_col: str = "N", d_col: str = "D") -> CleanTable:
         parts = [_attach(_read_curve_csv(path.parent / str(row["curve"])), row)
                  for _, row in cleaned.table.iterrows() if pd.notna(row["curve"])]
         return CleanTable(_finish_curves(parts, where), cleaned.notes)
+    if "tokens" not in table.columns:  # neither a 'curve' column nor a long-format file: final losses only
+        raise NoCurvesError(f"{where}: no training curves (a results table of final losses; Approach 1 needs a "
+                            "long-format file with run_id, N, D, tokens, train_loss or loss, or a 'curve' column)")
     # otherwise a long-format curves file
     if "train_loss" not in table.columns and "loss" in table.columns:
         table["train_loss"] = table["loss"]

@@ -154,7 +154,7 @@ class SourceFit:
 def _run_fit(args, *, holdout_text: str | None) -> SourceFit:
     """Read the source and fit it; print what the reading and the fit warned of, once each."""
     from analysis.study_fit import fit_all
-    from analysis.table import load_curves, load_table
+    from analysis.table import NoCurvesError, load_curves, load_table
 
     if args.bootstrap < 2:
         raise ValueError(f"--bootstrap must be ≥ 2, got {args.bootstrap}")
@@ -172,7 +172,8 @@ def _run_fit(args, *, holdout_text: str | None) -> SourceFit:
         except (ValueError, FileNotFoundError) as error:
             if args.approach == "1":
                 raise
-            messages.append(f"Approach 1 skipped: {error}")
+            if not isinstance(error, NoCurvesError):  # a plain results table: fit_all's "skipped" line says it
+                messages.append(f"Approach 1 skipped: {error}")
     runs = _reconvene(runs, args, messages)
     if curves is not None and "run_id" in runs.columns:  # the curves under the table's (new) N and compute
         by_run = runs.set_index("run_id")

@@ -141,8 +141,28 @@ def test_nothing_fitted_exits_1_with_one_line(rows, tmp_path, capsys):
     for command in (["fit", str(path)], ["predict", str(path), "--compute", "1e20"]):
         capsys.readouterr()
         assert main(command) == 1
-        last = capsys.readouterr().err.strip().splitlines()[-1]
-        assert last.startswith(f"scaling {command[0]}: no ") and "weights" not in last
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"scaling {command[0]}: no ") and "weights" not in err[-1]
+        assert not any("Approach 1" in line for line in err)  # a table of final losses has no curves to warn of
+
+
+def test_a_results_table_needs_no_curves_but_a_broken_curves_file_is_named(tmp_path, capsys):
+    """A table of final losses skips Approach 1 quietly (the fit's "skipped" line says why), unless Approach 1
+    alone was asked for (exit 2, one line); a long-format curves file missing a column is named in a warning."""
+    table = tmp_path / "runs.csv"
+    simulate_runs(budgets=[1e18, 1e19], n_per_budget=5).to_csv(table, index=False)
+    capsys.readouterr()
+    assert main(["fit", str(table), *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "Approach 1" not in captured.err and "skipped approach1: no training curves given" in captured.out
+    assert main(["fit", str(table), "--approach", "1", *FAST]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"scaling fit: error: {table}: no training curves (a results table of final losses; Approach 1 needs a "
+        "long-format file with run_id, N, D, tokens, train_loss or loss, or a 'curve' column)"]
+    curves = tmp_path / "curves.csv"
+    simulate_runs(budgets=[1e18, 1e19], n_per_budget=5).assign(tokens=1.0).drop(columns="run_id").to_csv(curves, index=False)
+    assert main(["fit", str(curves), *FAST]) == 0
+    assert "warning: Approach 1 skipped" in capsys.readouterr().err
 
 
 def test_fit_table_output_and_plot(store, tmp_path, capsys):
