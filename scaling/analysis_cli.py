@@ -328,16 +328,17 @@ def shape_for(n_opt: float, d_opt: float, *, vocab_size: int, context: int, conv
     }
 
 
-def _shape_context(args, context: RunContext) -> tuple[int, int, str, str]:
-    """(vocab size, context length, N convention, where they came from): flags first, then the runs; a value
-    neither gives is asked for rather than assumed."""
+def _shape_context(args, context: RunContext) -> tuple[int, int, str, str] | str:
+    """(vocab size, context length, N convention, where they came from): flags first, then the runs. A value
+    neither gives is not assumed: the reason there is no shape comes back instead (a published table of N, D and
+    loss says neither, and its N_opt, D_opt and loss are still worth printing)."""
     vocab = args.vocab_size or context.vocab_size
     length = args.context or context.context_length
     convention = args.convention or context.n_convention or DEFAULT_N_CONVENTION
     missing = [flag for flag, value in (("--vocab-size", vocab), ("--context", length)) if value is None]
     if missing:
-        raise ValueError(f"the runs do not say their {' and '.join(m[2:].replace('-', ' ') for m in missing)}: "
-                         f"give {' and '.join(missing)} for the model shape")
+        return (f"no model shape: the runs do not say their "
+                f"{' and '.join(m[2:].replace('-', ' ') for m in missing)}; give {' and '.join(missing)} for one")
     said = [f"{name} {value} from the {'flag' if flag else 'runs'}" for name, value, flag in (
         ("vocab", vocab, args.vocab_size), ("context", length, args.context))]
     return vocab, length, convention, ", ".join(said)
@@ -360,9 +361,14 @@ def cmd_predict(args) -> int:
     prediction = fit.predict_at(args.compute, predictor=args.predictor)
     best = prediction.best
     batch = args.batch_size or (max(1, round(prediction.batch_size.value)) if prediction.batch_size.known else 16)
-    vocab, length, convention, said = _shape_context(args, context)
-    shape = shape_for(best.n_opt.value, best.d_opt.value, vocab_size=vocab, context=length, convention=convention,
-                      batch_size=batch, precision=args.precision) | {"from": said}
+    shape_context = _shape_context(args, context)
+    shape = None
+    if isinstance(shape_context, str):
+        print(f"scaling predict: warning: {shape_context}", file=sys.stderr)
+    else:
+        vocab, length, convention, said = shape_context
+        shape = shape_for(best.n_opt.value, best.d_opt.value, vocab_size=vocab, context=length, convention=convention,
+                          batch_size=batch, precision=args.precision) | {"from": said}
     out = to_tree(prediction) | {"shape": shape}
     for message in prediction.warnings:
         print(f"scaling predict: warning: {message}", file=sys.stderr)
@@ -408,7 +414,7 @@ def _run_table(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _predict_table(prediction, shape: dict) -> str:
+def _predict_table(prediction, shape: dict | None) -> str:
     best = prediction.best
     lines = [f"at C = {prediction.compute:.4g} FLOPs ({prediction.extrapolation:.3g}× the largest budget fitted; "
              f"intervals at {prediction.level:.0%})",
@@ -423,6 +429,8 @@ def _predict_table(prediction, shape: dict) -> str:
         if other.approach != best.approach:
             loss = f", loss {_with_interval(other.loss.value, other.loss.interval)}" if other.loss.known else ""
             lines.append(f"  {other.name}: N_opt {_with_interval(other.n_opt.value, other.n_opt.interval)}{loss}")
+    if shape is None:
+        return "\n".join(lines) + "\n"
     lines.append(f"  shape       {shape['n_layers']} layers × d_model {shape['d_model']}, {shape['n_heads']} heads, "
                  f"d_ff {shape['d_ff']}: N = {shape['n_params']:,} ({shape['convention']}, "
                  f"{shape['n_params_vs_n_opt']:.3f}× N_opt; {shape['from']})")

@@ -102,10 +102,21 @@ def test_predict_from_source_equals_predict_from_its_fit_file(store, tmp_path, c
     assert outputs[0] == outputs[1] == outputs[2]
 
 
-def test_predict_shape_needs_the_vocabulary_when_the_runs_do_not_say(fit_file, capsys):
+def test_predict_without_the_vocabulary_gives_no_shape_but_the_prediction(fit_file, capsys):
+    """Runs that do not say their vocabulary and context (a published table of N, D, loss): N_opt, D_opt and the
+    loss all the same, no shape (none is assumed) and one warning saying which flags would give one."""
     capsys.readouterr()
-    assert main(["predict", "--from", str(fit_file), "--compute", "1e21"]) == 2
-    assert "--vocab-size" in capsys.readouterr().err
+    assert main(["predict", "--from", str(fit_file), "--compute", "1e21", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["shape"] is None and all(a["n_opt"]["value"] > 0 for a in out["allocations"])
+    assert ("warning: no model shape: the runs do not say their vocab size and context; give --vocab-size and "
+            "--context for one") in captured.err
+    assert main(["predict", "--from", str(fit_file), "--compute", "1e21"]) == 0
+    text = capsys.readouterr().out
+    assert "N_opt" in text and "shape" not in text
+    assert main(["predict", "--from", str(fit_file), "--compute", "1e21", "--json", *SHAPE]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"]["vocab_size"] > 0
 
 
 def test_predict_loss_of_a_given_run(fit_file, capsys):
