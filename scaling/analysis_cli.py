@@ -328,20 +328,23 @@ def shape_for(n_opt: float, d_opt: float, *, vocab_size: int, context: int, conv
     }
 
 
-def _shape_context(args, context: RunContext) -> tuple[int, int, str, str] | str:
-    """(vocab size, context length, N convention, where they came from): flags first, then the runs. A value
-    neither gives is not assumed: the reason there is no shape comes back instead (a published table of N, D and
-    loss says neither, and its N_opt, D_opt and loss are still worth printing)."""
+def _shape(args, context: RunContext, best, batch_size: int) -> dict | None:
+    """The buildable model nearest the headline's N_opt, vocabulary and context from the flags first, then the runs.
+    A value neither gives is not assumed: there is then no shape, and a warning names the flags (a published table
+    of N, D and loss says neither, and its N_opt, D_opt and loss are still worth printing)."""
     vocab = args.vocab_size or context.vocab_size
     length = args.context or context.context_length
-    convention = args.convention or context.n_convention or DEFAULT_N_CONVENTION
     missing = [flag for flag, value in (("--vocab-size", vocab), ("--context", length)) if value is None]
     if missing:
-        return (f"no model shape: the runs do not say their "
-                f"{' and '.join(m[2:].replace('-', ' ') for m in missing)}; give {' and '.join(missing)} for one")
+        print(f"scaling predict: warning: no model shape: the runs do not say their "
+              f"{' and '.join(m[2:].replace('-', ' ') for m in missing)}; give {' and '.join(missing)} for one",
+              file=sys.stderr)
+        return None
     said = [f"{name} {value} from the {'flag' if flag else 'runs'}" for name, value, flag in (
         ("vocab", vocab, args.vocab_size), ("context", length, args.context))]
-    return vocab, length, convention, ", ".join(said)
+    convention = args.convention or context.n_convention or DEFAULT_N_CONVENTION
+    return shape_for(best.n_opt.value, best.d_opt.value, vocab_size=vocab, context=length, convention=convention,
+                     batch_size=batch_size, precision=args.precision) | {"from": ", ".join(said)}
 
 
 def cmd_predict(args) -> int:
@@ -361,14 +364,7 @@ def cmd_predict(args) -> int:
     prediction = fit.predict_at(args.compute, predictor=args.predictor)
     best = prediction.best
     batch = args.batch_size or (max(1, round(prediction.batch_size.value)) if prediction.batch_size.known else 16)
-    shape_context = _shape_context(args, context)
-    shape = None
-    if isinstance(shape_context, str):
-        print(f"scaling predict: warning: {shape_context}", file=sys.stderr)
-    else:
-        vocab, length, convention, said = shape_context
-        shape = shape_for(best.n_opt.value, best.d_opt.value, vocab_size=vocab, context=length, convention=convention,
-                          batch_size=batch, precision=args.precision) | {"from": said}
+    shape = _shape(args, context, best, batch)
     out = to_tree(prediction) | {"shape": shape}
     for message in prediction.warnings:
         print(f"scaling predict: warning: {message}", file=sys.stderr)
